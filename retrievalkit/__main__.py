@@ -1,0 +1,3 @@
+from retrievalkit.cli.app import main
+
+main()

@@ -1,0 +1,62 @@
+"""The ``rkit`` command: one sub-command per pipeline stage."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from retrievalkit import __version__
+from retrievalkit.cli.common import state
+
+app = typer.Typer(
+    name="rkit",
+    help="retrievalkit: instance-level image retrieval and copy detection as composable stages.\n\n"
+    "Stages exchange HDF5 files:  rkit extract images/ -o feats.h5  →  rkit index search db.h5 q.h5 -o ranks.h5"
+    "  →  rkit evaluate ranks.h5 --gnd gnd.json",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"rkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars or tables on stderr.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+):
+    state.quiet = quiet
+
+
+def _register() -> None:
+    # Each module adds its command(s) to ``app``; import order is the order in --help.
+    import importlib
+
+    for mod in ("extract", "whiten", "index", "diffuse", "evaluate", "sfm_mine", "manifold_mine",
+                "train", "verify", "copy_detect"):
+        try:
+            m = importlib.import_module(f"retrievalkit.cli.{mod}")
+        except ModuleNotFoundError as e:
+            if e.name == f"retrievalkit.cli.{mod}":
+                continue  # stage not built yet: only working sub-commands are registered
+            raise
+        m.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

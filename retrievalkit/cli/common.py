@@ -1,0 +1,101 @@
+"""What every subcommand shares: error → exit-code mapping, progress bars on stderr, devices."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from retrievalkit.errors import MissingDependencyError, RkitError, UsageError
+
+err_console = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class State:
+    quiet: bool = False
+
+
+state = State()
+
+
+def fail(message: str, code: int) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Turn expected failures into one clean line on stderr and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RkitError as e:
+            fail(str(e), e.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted; outputs were left untouched (extract: rerun with --resume to continue)", 130)
+        except MemoryError:
+            fail("out of memory; lower --batch-size or process in shards (--shard I/N)", 1)
+
+    return wrapper
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """Yield an ``advance(n)`` callback drawing a rich bar on stderr (silent with -q or off a terminal)."""
+    enabled = not state.quiet and err_console.is_terminal
+    if not enabled:
+        yield lambda n=1: None
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False) as prog:
+        task = prog.add_task(description, total=total)
+        yield lambda n=1: prog.advance(task, n)
+
+
+def info(message: str) -> None:
+    if not state.quiet:
+        err_console.print(message, markup=True, soft_wrap=True)
+
+
+def parse_floats(text: str | None, option: str) -> list[float] | None:
+    """Parse a comma-separated list like ``1,0.707,0.5`` (also accepts ``1/sqrt2``-free plain floats)."""
+    if text is None:
+        return None
+    try:
+        vals = [float(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: expected comma-separated numbers, e.g. 1,0.7071,0.5") from None
+    if not vals or any(v <= 0 for v in vals):
+        raise UsageError(f"{option} {text!r}: expected positive numbers")
+    return vals
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → cuda when available else cpu; a CUDA request on a machine without it is exit code 4."""
+    import torch
+
+    device = (device or "auto").lower()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise MissingDependencyError(f"--device {device}: CUDA is not available on this machine "
+                                         "(torch CPU build or no GPU); use --device cpu")
+        return device
+    if device == "cpu":
+        return device
+    raise UsageError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
+
+
+def echo_path(path) -> None:
+    """stdout carries only data: the output path, so commands compose."""
+    sys.stdout.write(f"{path}\n")
+    sys.stdout.flush()

@@ -1,0 +1,71 @@
+"""``rkit evaluate``: retrieval metrics (revisitop) of a ranks file, or DISC21 µAP of copy-detection output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from retrievalkit.cli.common import err_console, handle_errors, state
+from retrievalkit.errors import UsageError
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+def print_retrieval_table(m: dict, title: str = "") -> None:
+    t = Table(title=title or None, show_edge=False)
+    t.add_column("protocol")
+    t.add_column("mAP", justify="right")
+    ks = list(next(iter(m["mp"].values())).keys()) if m["mp"] else []
+    for k in ks:
+        t.add_column(f"mP@{k}", justify="right")
+    for k in ks:
+        t.add_column(f"R@{k}", justify="right")
+    for proto in m["map"]:
+        t.add_row(proto, _fmt(m["map"][proto]), *[_fmt(m["mp"][proto][k]) for k in ks],
+                  *[_fmt(m["recall"][proto][k]) for k in ks])
+    err_console.print(t)
+    err_console.print(f"{m['queries']} queries")
+
+
+@handle_errors
+def evaluate_cmd(
+    result: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                           help="ranks.h5 (retrieval), matches.csv or descriptors .h5 (copy detection).")],
+    gnd: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False,
+                                                help="revisitop ground truth (.json or .pkl) for a ranks file.")] = None,
+    gt: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False,
+                                               help="DISC21 ground-truth CSV (query_id,reference_id).")] = None,
+):
+    """Score a result: revisitop mAP Easy/Medium/Hard, mP@k, recall@k; or DISC21 µAP and recall@P90.
+
+    Prints one JSON object on stdout (values in percent for retrieval, µAP in [0, 1]) and a table on stderr.
+
+    Example: rkit evaluate ranks.h5 --gnd gnd.json
+    """
+    if (gnd is None) == (gt is None):
+        raise UsageError("give exactly one of --gnd (ranks file) or --gt (copy-detection CSV / descriptors)")
+    if gnd is not None:
+        from retrievalkit.evaluate.stage import evaluate_ranks_file
+
+        metrics = evaluate_ranks_file(result, gnd)
+        if not state.quiet:
+            print_retrieval_table(metrics, title=str(result))
+    else:
+        from retrievalkit.evaluate.copydetect_stage import evaluate_copy_detection
+
+        metrics = evaluate_copy_detection(result, gt)
+        if not state.quiet:
+            err_console.print(f"µAP {metrics['uap']:.4f}   recall@P90 {metrics['recall_at_p90']:.4f}   "
+                              f"{metrics['queries']} queries, {metrics['positives']} positives")
+    sys.stdout.write(json.dumps(metrics) + "\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate_cmd)

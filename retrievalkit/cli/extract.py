@@ -1,0 +1,92 @@
+"""``rkit extract``: global descriptors of a folder of images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from retrievalkit.cli.common import echo_path, err_console, handle_errors, info, parse_floats, progress_bar, resolve_device
+
+
+@handle_errors
+def extract_cmd(
+    images: Annotated[Path, typer.Argument(help="Folder of images (searched recursively); names are relative to it.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Features file to write (.h5).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Backbone name (efficientnet-lite0, resnet50, ...) "
+                                       "or a model file (rkit train output, cirtorch or torchvision checkpoint).")]
+    = "efficientnet-lite0",
+    weights: Annotated[Optional[Path], typer.Option(help="Weights file for the backbone (torchvision/cirtorch).")]
+    = None,
+    pooling: Annotated[Optional[str], typer.Option(help="mac, spoc, gem or rmac (default: the model's, gem).")]
+    = None,
+    p: Annotated[Optional[float], typer.Option(help="GeM power (default: the model's, 3).")] = None,
+    whitening: Annotated[Optional[Path], typer.Option(help="Whitening file (rkit whiten) applied in the network.")]
+    = None,
+    size: Annotated[int, typer.Option(help="Longer image side in pixels (0: original size). Never upscales.")] = 512,
+    scales: Annotated[str, typer.Option(help="Comma-separated scales, e.g. 1,0.7071,0.5 (combined by GeM).")] = "1",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass (same-sized images are batched).")] = 1,
+    workers: Annotated[int, typer.Option(help="Decoding worker processes.")] = 2,
+    list_file: Annotated[Optional[Path], typer.Option("--list", help="Text file of image names to take.")] = None,
+    gnd: Annotated[Optional[Path], typer.Option(help="revisitop ground truth (.json/.pkl): take names from it.")]
+    = None,
+    split: Annotated[Optional[str], typer.Option(help="With --gnd: database or queries.")] = None,
+    no_boxes: Annotated[bool, typer.Option("--no-boxes", help="With --gnd: ignore query boxes (bbx).")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its partial output.")] = False,
+    shard: Annotated[Optional[str], typer.Option(help="Process only block I of N (I/N); join with rkit merge.")]
+    = None,
+    half: Annotated[bool, typer.Option(help="Store vectors as float16.")] = False,
+    upscale: Annotated[bool, typer.Option(help="Also enlarge images smaller than --size.")] = False,
+    regions: Annotated[bool, typer.Option(help="Store R-MAC region vectors (several per image) for regional "
+                                          "diffusion.")] = False,
+):
+    """Extract one global descriptor per image (CNN backbone + MAC/SPoC/GeM/R-MAC pooling, multi-scale).
+
+    Example: rkit extract photos/ -o feats.h5 --scales 1,0.7071,0.5
+    """
+    from retrievalkit.extract.global_desc import extract_global
+    from retrievalkit.extract.inputs import resolve_inputs
+    from retrievalkit.images.discover import parse_shard, select_shard
+
+    sc = parse_floats(scales, "--scales")
+    sh = parse_shard(shard)
+    dev = resolve_device(device)
+    names, _ = resolve_inputs(images, list_file, gnd, split, not no_boxes)
+    s, e = select_shard(names, sh)
+    failures: list[str] = []
+
+    def on_failure(name: str, reason: str) -> None:
+        failures.append(name)
+        err_console.print(f"[yellow]warning:[/] {images / name}: {reason}; skipped (recorded in the output)")
+
+    with progress_bar("extract", e - s) as adv:
+        out = extract_global(
+            images, output, model=model, weights=str(weights) if weights else None, pooling=pooling, p=p,
+            whitening=str(whitening) if whitening else None, size=size or None, scales=sc, device=dev,
+            batch_size=batch_size, workers=workers, list_file=list_file, gnd=gnd, split=split,
+            use_boxes=not no_boxes, resume=resume, shard=sh, half=half, upscale=upscale, regions=regions,
+            progress=adv, on_failure=on_failure)
+    if failures:
+        info(f"[yellow]{len(failures)} image(s) could not be read[/]; see the 'failed' list in {out}")
+    echo_path(out)
+
+
+@handle_errors
+def merge_cmd(
+    inputs: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Shard outputs to join.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Merged features file.")],
+):
+    """Join the outputs of `rkit extract --shard I/N` into one features file (checked for gaps and overlap).
+
+    Example: rkit merge feats.1.h5 feats.2.h5 -o feats.h5
+    """
+    from retrievalkit.extract.merge import merge_features
+
+    echo_path(merge_features(inputs, output))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("extract")(extract_cmd)
+    app.command("merge")(merge_cmd)

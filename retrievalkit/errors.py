@@ -1,0 +1,31 @@
+"""Typed errors that the CLI maps to exit codes.
+
+Library code raises these for *expected* failures (bad files, bad options, missing
+packages); anything else is a bug and surfaces as exit code 1.
+"""
+
+from __future__ import annotations
+
+
+class RkitError(Exception):
+    """Base class of expected failures. ``exit_code`` is what the CLI returns."""
+
+    exit_code = 1
+
+
+class UsageError(RkitError):
+    """An option or argument is invalid (exit code 2)."""
+
+    exit_code = 2
+
+
+class BadInputError(RkitError):
+    """An input file or its content is unusable (exit code 3). Name the file in the message."""
+
+    exit_code = 3
+
+
+class MissingDependencyError(RkitError):
+    """A package or device that the request needs is not available (exit code 4)."""
+
+    exit_code = 4

@@ -1,0 +1,132 @@
+"""Global descriptor extraction: images → one L2-normalised vector per image (or per region)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.extract.inputs import resolve_inputs
+from retrievalkit.images.discover import select_shard
+from retrievalkit.images.loader import ImageDataset, group_same_shape, iter_images
+from retrievalkit.io.features import FeaturesWriter
+
+
+def describe_batch(net, x: torch.Tensor, scales: Sequence[float], regions: bool = False) -> list[np.ndarray]:
+    """Descriptors of a same-shaped batch ``x`` (B, 3, H, W): a list of B arrays, each (1, D) or (R, D)."""
+    with torch.inference_mode():
+        if regions:
+            return [r.float().cpu().numpy() for r in net.describe_regions(x, scales=scales)]
+        v = net.describe(x, scales=scales).float().cpu().numpy()
+    return [v[i:i + 1] for i in range(v.shape[0])]
+
+
+def extract_global(
+    images: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    model: str = "efficientnet-lite0",
+    weights: str | None = None,
+    pooling: str | None = None,
+    p: float | None = None,
+    whitening: str | None = None,
+    size: int | None = 512,
+    scales: Sequence[float] = (1.0,),
+    device: str = "cpu",
+    batch_size: int = 1,
+    workers: int = 2,
+    list_file: str | os.PathLike | None = None,
+    gnd: str | os.PathLike | None = None,
+    split: str | None = None,
+    use_boxes: bool = True,
+    resume: bool = False,
+    shard: tuple[int, int] | None = None,
+    half: bool = False,
+    upscale: bool = False,
+    regions: bool = False,
+    flush_every: int = 64,
+    progress: Callable[[int], None] | None = None,
+    on_failure: Callable[[str, str], None] | None = None,
+) -> Path:
+    """Extract global descriptors for a folder / list / ground-truth split and write a features file.
+
+    Unreadable images are recorded in the output's ``failed`` list (and reported via ``on_failure``),
+    never silently dropped. With ``resume`` an interrupted run continues from its partial output.
+    With ``shard=(i, n)`` only the i-th of n contiguous blocks of the sorted names is processed;
+    ``rkit merge`` joins the shard outputs.
+    """
+    from retrievalkit.models import build_network
+
+    if batch_size < 1:
+        raise UsageError(f"--batch-size {batch_size}: must be at least 1")
+    if workers < 0:
+        raise UsageError(f"--workers {workers}: must be 0 or more")
+    if size is not None and size < 16:
+        raise UsageError(f"--size {size}: too small (use at least 16 pixels, or 0 for the original size)")
+    names, boxes = resolve_inputs(images, list_file, gnd, split, use_boxes)
+    start, stop = select_shard(names, shard)
+
+    net = build_network(model, weights=weights, pooling=pooling, p=p, whitening=whitening, device=device)
+    net.eval()
+    mean, std = net.mean, net.std
+    config = {
+        "model": net.config,
+        "model_source": str(weights or model),
+        "size": size,
+        "scales": [float(s) for s in scales],
+        "upscale": upscale,
+        "regions": regions,
+        "image_root": str(Path(images).resolve()),
+        "names_from": str(gnd or list_file or "folder"),
+        "split": split,
+        "boxes": boxes is not None,
+        "shard": list(shard) if shard else None,
+        "shard_range": [start, stop],
+        "total_images": len(names),
+    }
+    dim = int(net.out_dim)
+    writer = FeaturesWriter(output, dim, config, resume=resume, half=half, regions=regions)
+    try:
+        done = writer.done
+        if progress and done:
+            progress(done)
+        ds = ImageDataset(images, names, size, mean, std, boxes=boxes, upscale=upscale)
+        pending: list = []
+        failed: list[tuple[str, str]] = []
+        consumed = 0
+
+        def flush():
+            nonlocal pending, failed, consumed
+            rows = []
+            for group in group_same_shape(pending, batch_size):
+                x = torch.stack([it.tensor for it in group]).to(device)
+                rows.extend(zip(group, describe_batch(net, x, scales, regions)))
+            rows.sort(key=lambda r: r[0].index)
+            vecs = [v for _, v in rows]
+            arr = np.concatenate(vecs, 0) if vecs else np.zeros((0, dim), np.float32)
+            owners = np.concatenate([np.full(v.shape[0], j) for j, v in enumerate(vecs)]) if regions and vecs else None
+            writer.append([it.name for it, _ in rows], arr, failed, consumed=consumed, owners=owners)
+            pending, failed, consumed = [], [], 0
+
+        for it in iter_images(ds, workers=workers, start=start + done, stop=stop):
+            consumed += 1
+            if it.tensor is None:
+                failed.append((it.name, it.error or "unreadable"))
+                if on_failure:
+                    on_failure(it.name, it.error or "unreadable")
+            else:
+                pending.append(it)
+            if consumed >= flush_every:
+                flush()
+            if progress:
+                progress(1)
+        flush()
+        if not writer.names:
+            raise BadInputError(f"{images}: none of the {stop - start} images could be read; nothing to write")
+        return writer.finish()
+    finally:
+        writer.close()

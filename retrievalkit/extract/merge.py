@@ -1,0 +1,60 @@
+"""Joining shard outputs (``extract --shard I/N``) into one features file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.io.features import Features, read_features, write_features
+
+_SHARD_KEYS = ("shard", "shard_range")
+
+
+def merge_features(inputs: Sequence[str | os.PathLike], output: str | os.PathLike) -> Path:
+    """Concatenate features files made with the same settings, in shard order.
+
+    Shard outputs are sorted by their recorded range and must tile the whole input without gaps or overlap.
+    """
+    if not inputs:
+        raise UsageError("merge: give at least one features file")
+    parts = [read_features(p) for p in inputs]
+    base_cfg = {k: v for k, v in parts[0].config.items() if k not in _SHARD_KEYS}
+    for f in parts[1:]:
+        cfg = {k: v for k, v in f.config.items() if k not in _SHARD_KEYS}
+        if cfg != base_cfg:
+            diff = sorted(k for k in set(cfg) | set(base_cfg) if cfg.get(k) != base_cfg.get(k))
+            raise BadInputError(f"{f.path}: made with other settings than {parts[0].path} ({', '.join(diff)}); "
+                                "merge only shards of one extraction")
+        if f.dim != parts[0].dim:
+            raise BadInputError(f"{f.path}: dimension {f.dim} differs from {parts[0].path} ({parts[0].dim})")
+    if all(f.config.get("shard_range") for f in parts):
+        parts.sort(key=lambda f: f.config["shard_range"][0])
+        pos = 0
+        for f in parts:
+            s, e = f.config["shard_range"]
+            if s != pos:
+                raise BadInputError(f"{f.path}: shard starts at image {s} but the previous shards end at {pos}; "
+                                    "a shard is missing or given twice")
+            pos = e
+        total = parts[0].config.get("total_images")
+        if total is not None and pos != total:
+            raise BadInputError(f"merge: the shards cover {pos} of {total} images; a shard is missing")
+    names = [n for f in parts for n in f.names]
+    if len(set(names)) != len(names):
+        raise BadInputError("merge: an image name appears in two inputs; merge each shard once")
+    vectors = np.concatenate([f.vectors for f in parts], 0)
+    image_index = None
+    if any(f.image_index is not None for f in parts):
+        if not all(f.image_index is not None for f in parts):
+            raise BadInputError("merge: mixing region and whole-image features files")
+        offs = np.cumsum([0] + [len(f.names) for f in parts[:-1]])
+        image_index = np.concatenate([f.image_index + o for f, o in zip(parts, offs)])
+    cfg = dict(base_cfg, shard=None, shard_range=None, merged_from=[str(f.path) for f in parts])
+    merged = Features(names, vectors, cfg, [n for f in parts for n in f.failed],
+                      [r for f in parts for r in f.failed_reason], image_index)
+    half = any(f.config.get("half") for f in parts)
+    return write_features(output, merged, inputs={f"part{i}": str(f.path) for i, f in enumerate(parts)}, half=half)

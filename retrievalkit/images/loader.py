@@ -1,0 +1,86 @@
+"""A batched, multi-worker image loader built on torch's DataLoader.
+
+Items are yielded in input order. An image that cannot be read is yielded with ``tensor=None``
+and the reason, so the caller records it instead of stopping the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from retrievalkit.images.decode import ImageReadError, crop_box, load_image, resize_longer
+
+
+@dataclass
+class LoadedImage:
+    index: int  # position in the input list
+    name: str
+    tensor: torch.Tensor | None  # (3, H, W) float32, normalised
+    error: str | None = None
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Decode → optional crop → resize longer side → RGB float tensor normalised by mean/std."""
+
+    def __init__(self, root: str | Path, names: Sequence[str], size: int | None,
+                 mean: Sequence[float], std: Sequence[float], boxes: Sequence | None = None,
+                 upscale: bool = False):
+        self.root = Path(root)
+        self.names = list(names)
+        self.size = size
+        self.mean = np.asarray(mean, dtype=np.float32).reshape(1, 1, 3)
+        self.std = np.asarray(std, dtype=np.float32).reshape(1, 1, 3)
+        self.boxes = list(boxes) if boxes is not None else None
+        self.upscale = upscale
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> LoadedImage:
+        name = self.names[i]
+        try:
+            img = load_image(self.root / name)
+            if self.boxes is not None and self.boxes[i] is not None:
+                img = crop_box(img, self.boxes[i])
+            img = resize_longer(img, self.size, self.upscale)
+        except ImageReadError as e:
+            return LoadedImage(i, name, None, str(e))
+        x = (img.astype(np.float32) / 255.0 - self.mean) / self.std
+        return LoadedImage(i, name, torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))))
+
+
+def _identity(x):
+    return x
+
+
+def iter_images(dataset: ImageDataset, workers: int = 2, start: int = 0, stop: int | None = None,
+                prefetch: int = 4) -> Iterator[LoadedImage]:
+    """Yield the dataset's items ``start..stop`` in order, decoding in ``workers`` processes."""
+    stop = len(dataset) if stop is None else stop
+    subset = torch.utils.data.Subset(dataset, range(start, stop))
+    if len(subset) == 0:
+        return
+    dl = torch.utils.data.DataLoader(
+        subset, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_identity,
+        prefetch_factor=prefetch if workers > 0 else None, persistent_workers=False)
+    yield from dl
+
+
+def group_same_shape(items: list[LoadedImage], batch_size: int) -> list[list[LoadedImage]]:
+    """Split ``items`` (in order) into batches of same-shaped tensors of at most ``batch_size``."""
+    groups: dict[tuple, list[LoadedImage]] = {}
+    out = []
+    for it in items:
+        key = tuple(it.tensor.shape)
+        g = groups.setdefault(key, [])
+        g.append(it)
+        if len(g) == batch_size:
+            out.append(g)
+            groups[key] = []
+    out.extend(g for g in groups.values() if g)
+    return out

@@ -1,0 +1,12 @@
+"""One reader/writer pair per file kind, with schema checks and atomic writes."""
+
+from retrievalkit.io.features import Features, FeaturesWriter, read_features, write_features
+from retrievalkit.io.h5file import atomic_h5, check_same_names, open_checked, partial_path
+from retrievalkit.io.knn import KnnGraph, read_knn, write_knn
+from retrievalkit.io.ranks import Ranks, read_ranks, write_ranks
+
+__all__ = [
+    "Features", "FeaturesWriter", "read_features", "write_features",
+    "KnnGraph", "read_knn", "write_knn", "Ranks", "read_ranks", "write_ranks",
+    "atomic_h5", "open_checked", "partial_path", "check_same_names",
+]

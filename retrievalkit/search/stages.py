@@ -1,0 +1,51 @@
+"""Stage functions of ``rkit index``: paths in, one file out (atomic), path returned."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.io import KnnGraph, Ranks, read_features, write_knn, write_ranks
+from retrievalkit.search.exact import knn_graph, search_ip
+
+
+def _check_single_vector(feats, what: str):
+    if feats.image_index is not None:
+        raise BadInputError(f"{feats.path}: holds several vectors per image (regions); {what} needs one per "
+                            "image — use `rkit diffuse` with regional diffusion, or extract without --regions")
+
+
+def search(database: str | os.PathLike, queries: str | os.PathLike, output: str | os.PathLike, k: int = 100,
+           device: str = "cpu", block: int = 4096, progress: Callable[[int], None] | None = None) -> Path:
+    """Exact inner-product search of every query against the database; writes a ranks file."""
+    if k < 1:
+        raise UsageError(f"-k {k}: must be at least 1")
+    db = read_features(database)
+    q = read_features(queries)
+    _check_single_vector(db, "search")
+    _check_single_vector(q, "search")
+    if db.dim != q.dim:
+        raise BadInputError(f"{queries}: query vectors have dimension {q.dim} but the database {database} has "
+                            f"{db.dim}; extract both with the same model and whitening")
+    if len(db) == 0:
+        raise BadInputError(f"{database}: the database holds no vectors")
+    D, I = search_ip(q.vectors, db.vectors, k, block=block, device=device, progress=progress)
+    cfg = {"method": "exact-ip", "k": int(I.shape[1]), "database_config": db.config}
+    return write_ranks(output, Ranks(q.names, db.names, I, D, cfg),
+                       inputs={"database": str(database), "queries": str(queries)})
+
+
+def knn(database: str | os.PathLike, output: str | os.PathLike, k: int = 50, device: str = "cpu",
+        block: int = 4096, progress: Callable[[int], None] | None = None) -> Path:
+    """The database's exact kNN graph (self excluded); writes a knn file."""
+    if k < 1:
+        raise UsageError(f"-k {k}: must be at least 1")
+    db = read_features(database)
+    _check_single_vector(db, "knn")
+    if len(db) < 2:
+        raise BadInputError(f"{database}: a kNN graph needs at least 2 vectors, found {len(db)}")
+    D, I = knn_graph(db.vectors, k, block=block, device=device, progress=progress)
+    cfg = {"method": "exact-ip", "k": int(k)}
+    return write_knn(output, KnnGraph(db.names, I, D, cfg), inputs={"database": str(database)})
