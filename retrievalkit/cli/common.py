@@ -99,3 +99,20 @@ def echo_path(path) -> None:
     """stdout carries only data: the output path, so commands compose."""
     sys.stdout.write(f"{path}\n")
     sys.stdout.flush()
+
+
+def default_command_group(default: str):
+    """A typer group class that runs the sub-command ``default`` when the first argument names none.
+
+    So ``rkit whiten FEATS.h5 -o w.h5`` means ``rkit whiten learn FEATS.h5 -o w.h5`` while
+    ``rkit whiten apply ...`` still reaches ``apply``. Use as ``typer.Typer(cls=default_command_group("learn"))``.
+    """
+    from typer.core import TyperGroup
+
+    class DefaultCommandGroup(TyperGroup):
+        def parse_args(self, ctx, args):
+            if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+                args = [default, *args]
+            return super().parse_args(ctx, args)
+
+    return DefaultCommandGroup

@@ -16,11 +16,46 @@ from retrievalkit.images.loader import ImageDataset, group_same_shape, iter_imag
 from retrievalkit.io.features import FeaturesWriter
 
 
+def build_network(model: str = "efficientnet-lite0", weights: str | None = None, pooling: str | None = None,
+                  p: float | None = None, whitening: str | None = None, device: str = "cpu"):
+    """The retrieval network for extraction: a registry name or model file, optional backbone weights file
+    (``model`` then names the architecture) and optional whitening file loaded into the whitening layer."""
+    from retrievalkit.models.checkpoint import load_model, load_whitening_into
+
+    # Randomly initialised parts (a backbone without weights) are seeded so that shards and resumed runs of
+    # the same extraction use the same network.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        if weights:
+            net = load_model(weights, device, backbone=model, pooling=pooling, p=p)
+        else:
+            net = load_model(model, device, pooling=pooling, p=p)
+    if whitening:
+        from retrievalkit.whiten.whitening_file import load_whitening
+
+        P, m = load_whitening(whitening)
+        if P.shape[1] != net.dim:
+            raise BadInputError(f"{whitening}: whitening expects {P.shape[1]}-D input but the network gives "
+                                f"{net.dim}-D descriptors; learn it on features of the same model")
+        if net.whiten is not None:
+            raise UsageError(f"{model}: the model already has a whitening layer; do not pass --whitening")
+        net = load_whitening_into(net, P, m)
+    return net.to(device).eval()
+
+
 def describe_batch(net, x: torch.Tensor, scales: Sequence[float], regions: bool = False) -> list[np.ndarray]:
-    """Descriptors of a same-shaped batch ``x`` (B, 3, H, W): a list of B arrays, each (1, D) or (R, D)."""
+    """Descriptors of a same-shaped batch ``x`` (B, 3, H, W): a list of B arrays, each (1, D) or (R, D).
+
+    With ``regions``, each image gives its R-MAC region vectors at every scale (stacked)."""
     with torch.inference_mode():
         if regions:
-            return [r.float().cpu().numpy() for r in net.describe_regions(x, scales=scales)]
+            per_scale = []
+            for s in scales:
+                xs = x if s == 1.0 else torch.nn.functional.interpolate(x, scale_factor=s, mode="bilinear",
+                                                                         align_corners=False)
+                per_scale.append(net.regions(xs, whiten=net.whiten is not None).float())
+            r = torch.cat(per_scale, dim=1).cpu().numpy()
+            return [r[i] for i in range(r.shape[0])]
         v = net.describe(x, scales=scales).float().cpu().numpy()
     return [v[i:i + 1] for i in range(v.shape[0])]
 
@@ -59,8 +94,6 @@ def extract_global(
     With ``shard=(i, n)`` only the i-th of n contiguous blocks of the sorted names is processed;
     ``rkit merge`` joins the shard outputs.
     """
-    from retrievalkit.models import build_network
-
     if batch_size < 1:
         raise UsageError(f"--batch-size {batch_size}: must be at least 1")
     if workers < 0:
@@ -88,7 +121,7 @@ def extract_global(
         "shard_range": [start, stop],
         "total_images": len(names),
     }
-    dim = int(net.out_dim)
+    dim = int(net.dim)
     writer = FeaturesWriter(output, dim, config, resume=resume, half=half, regions=regions)
     try:
         done = writer.done

@@ -13,7 +13,7 @@ reproduces that exactly. ``padding="dynamic"`` computes TF "same" padding from e
 
 Example:
     >>> net = EfficientNetLite0()
-    >>> load_lite0_weights(net, package_weights_path())
+    >>> load_backbone_weights(net, package_weights_path())  # from retrievalkit.models.registry
     >>> net(torch.rand(1, 3, 384, 512)).shape
     torch.Size([1, 1280, 12, 16])
 """
@@ -162,7 +162,8 @@ class EfficientNetLite0(nn.Module):
     def _init_weights(self) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                # fan_in keeps activations at scale through the 50 layers (fan_out makes them vanish).
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)

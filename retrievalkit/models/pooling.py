@@ -18,7 +18,6 @@ from __future__ import annotations
 import difflib
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -104,18 +103,20 @@ def rmac_grid(height: int, width: int, levels: int = 3, overlap: float = RMAC_OV
         raise ShapeError(f"rmac_grid: expected a map of at least 1 x 1, got {height} x {width}")
     if levels < 1:
         raise UsageError(f"R-MAC levels must be >= 1, got {levels}")
-    f32 = np.float32
+    # Same float32 torch arithmetic, in the same order, as cirtorch: the argmin below can be a near tie (e.g. an
+    # 11 x 47 map) where any other rounding picks a different grid.
     side = min(height, width)
-    steps = np.arange(2, 8, dtype=f32)  # candidate numbers of regions along the long side
-    shift = f32(max(height, width) - side) / (steps - f32(1))
-    extra = int(np.argmin(np.abs((f32(side * side) - f32(side) * shift) / f32(side * side) - f32(overlap)))) + 1
+    steps = torch.arange(2, 8, dtype=torch.float32)  # candidate numbers of regions along the long side
+    shift = (max(height, width) - side) / (steps - 1)
+    score = torch.abs((side**2 - side * shift) / side**2 - overlap)
+    extra = int(torch.argmin(score).item()) + 1
     extra_h = extra if height > width else 0
     extra_w = extra if width > height else 0
 
     def starts(length: int, count: int, region: int, half: int) -> list[int]:
         step = 0.0 if count == 1 else (length - region) / (count - 1)
-        centres = np.floor(f32(half) + np.arange(count, dtype=f32) * f32(step))
-        return [int(c) - half for c in centres]
+        centres = torch.floor(half + torch.arange(count, dtype=torch.float32) * step) - half
+        return [int(c) for c in centres.tolist()]
 
     regions = [(0, 0, 0)]
     for level in range(1, levels + 1):
@@ -208,15 +209,27 @@ class RMAC(nn.Module):
         return f"levels={self.levels}"
 
 
-POOLINGS = ("mac", "spoc", "gem", "rmac")
-"""Names accepted by :func:`create_pooling`."""
+POOLINGS = ("mac", "spoc", "gem", "gemmp", "rmac")
+"""Names accepted by :func:`create_pooling` ("gemmp": GeM with one learnable power per channel, as cirtorch)."""
 
 
 def create_pooling(name: str, p: float = 3.0, levels: int = 3, channels: int | None = None) -> nn.Module:
-    """Build a pooling module by name ('mac', 'spoc', 'gem', 'rmac'); ``p``/``channels`` apply to GeM only,
-    ``levels`` to R-MAC only. An unknown name raises :class:`UsageError` listing the close matches."""
+    """Build a pooling module by name (see :data:`POOLINGS`).
+
+    Args:
+        name: 'mac', 'spoc', 'gem', 'gemmp' or 'rmac'.
+        p: initial GeM power.
+        levels: R-MAC levels.
+        channels: C, needed by 'gemmp' (one power per channel).
+    Raises:
+        UsageError: unknown name (the message lists close matches).
+    """
     key = name.lower()
     if key == "gem":
+        return GeM(p=p)
+    if key == "gemmp":
+        if channels is None:
+            raise UsageError("pooling 'gemmp' needs the number of channels")
         return GeM(p=p, channels=channels)
     if key == "mac":
         return MAC()

@@ -157,7 +157,9 @@ def test_landmarks_dev():
     assert metrics["queries"] == 25
 
 
-@pytest.mark.skipif(not (LANDMARKS / "gnd-hard.json").exists(), reason="shared data landmarks-dev/gnd-hard.json not found")
+@pytest.mark.skipif(
+    not (LANDMARKS / "gnd-hard.json").exists(), reason="shared data landmarks-dev/gnd-hard.json not found"
+)
 def test_landmarks_dev_boxes():
     gnd = load_gnd(LANDMARKS / "gnd-hard.json")
     boxes = gnd.boxes()

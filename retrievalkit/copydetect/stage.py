@@ -1,0 +1,300 @@
+"""The copy-detection stage: descriptors → PCA-whitening → normalised search → local verification → submission.
+
+Core functions take arrays (:func:`match_queries`, :func:`descriptor_track`); :func:`copy_detect` takes paths,
+writes one output (matching CSV and/or descriptor-track HDF5) and returns its path.
+"""
+# ruff: noqa: E741  (faiss naming from STYLE.md: D scores, I ids)
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from retrievalkit.copydetect.crops import COMBINE, combine_mean, describe_views, parse_views
+from retrievalkit.copydetect.normalize import STATS, augment_for_l2, background_similarity, normalized_search
+from retrievalkit.copydetect.pca import PCAWhitening, fit_pca_whitening
+from retrievalkit.copydetect.submission import (
+    MAX_DESCRIPTOR_DIM,
+    Matches,
+    image_ids,
+    select_matches,
+    write_descriptors,
+    write_matches_csv,
+)
+from retrievalkit.copydetect.verify import VerifyConfig, verify_candidates
+from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.images.discover import find_images
+
+ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
+
+
+@contextlib.contextmanager
+def _no_progress(desc: str, total: int):
+    yield lambda n=1: None
+
+
+@dataclass
+class CopyDetectConfig:
+    """Every setting of a copy-detection run (the defaults are the literature's, not tuned on any dev set).
+
+    Attributes:
+        model, weights, size, scales: the global descriptor (backbone name or model file; longer side in pixels).
+        query_views: views of each query (``full``, ``center``, ``grid``; see :mod:`.crops`).
+        combine: ``max`` (best view per reference) or ``mean`` (one averaged descriptor).
+        pca_dim: PCA-whitening dimension learned on the training images (0: off). pca_shrink: covariance
+            shrinkage towards a scaled identity, in [0, 1].
+        norm_beta, norm_k, norm_stat: score normalisation s' = s − β·b(q) (β = 0: off), SSCD's β=1, mean of top 3.
+        max_per_query, max_rows: rows kept per query and overall (matching track).
+        verify: local verification settings, or None.
+    """
+
+    model: str = "efficientnet-lite0"
+    weights: str | None = None
+    size: int | None = 320
+    scales: tuple[float, ...] = (1.0,)
+    query_views: str = "full"
+    combine: str = "max"
+    pca_dim: int = 256
+    pca_shrink: float = 0.0
+    norm_beta: float = 1.0
+    norm_k: int = 3
+    norm_stat: str = "mean"
+    max_per_query: int = 10
+    max_rows: int | None = None
+    verify: VerifyConfig | None = None
+    device: str = "cpu"
+    workers: int = 2
+    block: int = 4096
+    extra: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        parse_views(self.query_views)
+        if self.combine not in COMBINE:
+            raise UsageError(f"--combine {self.combine!r}: expected one of {', '.join(COMBINE)}")
+        if self.norm_stat not in STATS:
+            raise UsageError(f"--norm-stat {self.norm_stat!r}: expected one of {', '.join(STATS)}")
+        if self.norm_beta < 0 or self.norm_k < 1:
+            raise UsageError("--norm-beta must be >= 0 and --norm-k >= 1")
+        if self.pca_dim < 0 or not 0 <= self.pca_shrink <= 1:
+            raise UsageError("--pca-dim must be >= 0 and --pca-shrink in [0, 1]")
+        if self.max_per_query < 1 or (self.max_rows is not None and self.max_rows < 1):
+            raise UsageError("--max-per-query and --max-rows must be at least 1")
+        if self.verify is not None:
+            self.verify.check()
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["scales"] = list(self.scales)
+        return d
+
+
+@dataclass
+class Side:
+    """One side of the problem (queries, references or training): ids and descriptor rows.
+
+    ``vectors`` (M, D) rows belong to image ``owner[m]``; ``paths`` are the image files (None when the side came
+    from a features file whose images cannot be found).
+    """
+
+    ids: list[str]
+    vectors: np.ndarray
+    owner: np.ndarray
+    paths: list[Path] | None
+    source: str
+
+
+# ---------------------------------------------------------------------------------------------------- core
+
+
+def aggregate_views(owner: np.ndarray, I: np.ndarray, D: np.ndarray, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row results (M, K) of view rows owned by ``owner`` → per-image best ``k`` references (max over views).
+
+    Returns (I (n, k) int64 with -1 pads, D (n, k) float64 with -inf pads), columns sorted by score.
+    """
+    rows = np.repeat(np.asarray(owner, np.int64), I.shape[1])
+    refs, scores = I.ravel().astype(np.int64), D.ravel().astype(np.float64)
+    ok = refs >= 0
+    rows, refs, scores = rows[ok], refs[ok], scores[ok]
+    order = np.lexsort((-scores, refs, rows))  # by image, reference, best score first
+    rows, refs, scores = rows[order], refs[order], scores[order]
+    first = np.ones(rows.size, bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (refs[1:] != refs[:-1])
+    rows, refs, scores = rows[first], refs[first], scores[first]
+    order = np.lexsort((refs, -scores, rows))
+    rows, refs, scores = rows[order], refs[order], scores[order]
+    I_out = np.full((n, k), -1, np.int64)
+    D_out = np.full((n, k), -np.inf, np.float64)
+    starts = np.searchsorted(rows, np.arange(n))
+    stops = np.searchsorted(rows, np.arange(n), side="right")
+    for i in range(n):
+        m = min(k, stops[i] - starts[i])
+        I_out[i, :m] = refs[starts[i]:starts[i] + m]
+        D_out[i, :m] = scores[starts[i]:starts[i] + m]
+    return I_out, D_out
+
+
+def learn_whitening(xt: np.ndarray | None, cfg: CopyDetectConfig, max_dim: int | None = None) -> PCAWhitening | None:
+    if not cfg.pca_dim:
+        return None
+    if xt is None:
+        raise UsageError("PCA-whitening is learned on the training images: give --training, or --pca-dim 0")
+    dim = cfg.pca_dim if max_dim is None else min(cfg.pca_dim, max_dim)
+    return fit_pca_whitening(xt, dim, cfg.pca_shrink)
+
+
+def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig,
+                  progress: ProgressFactory = _no_progress) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Matching-track candidates of every query image.
+
+    Returns:
+        I (Q, K) reference indices (-1 pads), D (Q, K) scores (float64, verified pairs re-scored), and info.
+    """
+    xq, xr = q.vectors, r.vectors
+    xt = t.vectors if t is not None else None
+    info: dict = {}
+    w = learn_whitening(xt, cfg)
+    if w is not None:
+        xq, xr, xt = w.apply(xq), w.apply(xr), w.apply(xt)
+        info["pca_dim"] = w.dim
+    nq = len(q.ids)
+    if cfg.combine == "mean" and xq.shape[0] != nq:
+        xq = combine_mean(xq, q.owner, nq)
+        owner = np.arange(nq)
+    else:
+        owner = q.owner
+    k = max(cfg.max_per_query, cfg.verify.top if cfg.verify else 0)
+    beta = cfg.norm_beta if xt is not None else 0.0
+    with progress("search", xq.shape[0]) as adv:
+        Dr, Ir = normalized_search(xq, xr, k, xt, beta, cfg.norm_k, cfg.norm_stat, block=cfg.block,
+                                   device=cfg.device, progress=adv)
+    I, D = aggregate_views(owner, Ir, Dr, nq, min(k, xr.shape[0]))
+    if cfg.verify is not None and cfg.verify.top > 0:
+        if q.paths is None or r.paths is None:
+            raise UsageError("local verification needs the images: give query and reference folders (or features "
+                             "files whose image_root still exists), or --no-verify")
+        with progress("verify", nq) as adv:
+            D, inl = verify_candidates(q.paths, r.paths, I, D, cfg.verify, progress=adv)
+        info["verified_pairs"] = int((inl >= cfg.verify.min_inliers).sum())
+    return I, D, info
+
+
+def descriptor_track(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig) -> tuple[np.ndarray, np.ndarray]:
+    """One ≤ 256-d descriptor per query and reference, normalisation folded into an extra query dimension."""
+    xq = q.vectors
+    nq = len(q.ids)
+    if xq.shape[0] != nq:
+        xq = combine_mean(xq, q.owner, nq)
+    if r.vectors.shape[0] != len(r.ids):
+        raise BadInputError(f"{r.source}: several vectors per reference; the descriptor track needs one per image")
+    xr = r.vectors
+    xt = t.vectors if t is not None else None
+    normalise = xt is not None and cfg.norm_beta > 0
+    w = learn_whitening(xt, cfg, MAX_DESCRIPTOR_DIM - (1 if normalise else 0))
+    if w is not None:
+        xq, xr, xt = w.apply(xq), w.apply(xr), w.apply(xt)
+    if normalise:
+        bias = background_similarity(xq, xt, cfg.norm_k, cfg.norm_stat, block=cfg.block, device=cfg.device)
+        xq, xr = augment_for_l2(xq, xr, bias, cfg.norm_beta)
+    if xq.shape[1] > MAX_DESCRIPTOR_DIM:
+        raise UsageError(f"descriptor track: {xq.shape[1]}-d descriptors but at most {MAX_DESCRIPTOR_DIM} are "
+                         "allowed; keep PCA-whitening on (--pca-dim 256, needs --training)")
+    return xq, xr
+
+
+# ---------------------------------------------------------------------------------------------------- files
+
+
+class _NetHolder:
+    def __init__(self, cfg: CopyDetectConfig):
+        self.cfg = cfg
+        self.net = None
+
+    def get(self):
+        if self.net is None:
+            from retrievalkit.extract.global_desc import build_network
+
+            self.net = build_network(self.cfg.model, weights=self.cfg.weights, device=self.cfg.device)
+            self.net.eval()
+        return self.net
+
+
+def load_side(path: str | os.PathLike, what: str, cfg: CopyDetectConfig, nets: _NetHolder, views: str = "full",
+              progress: ProgressFactory = _no_progress) -> Side:
+    """A folder of images (described here) or an ``rkit extract`` features file."""
+    path = Path(path)
+    if path.is_dir():
+        names = find_images(path)
+        ids = image_ids(names, path)
+        net = nets.get()
+        with progress(f"describe {what}", len(names)) as adv:
+            x, owner, failed = describe_views(net, path, names, cfg.size, parse_views(views), cfg.scales,
+                                              cfg.workers, adv)
+        if failed:
+            n, why = failed[0]
+            raise BadInputError(f"{path / n}: {why}; remove or replace it ({len(failed)} unreadable in {path})")
+        return Side(ids, x, owner, [path / n for n in names], str(path))
+    if path.is_file():
+        from retrievalkit.io.features import read_features
+
+        f = read_features(path)
+        if not f.names:
+            raise BadInputError(f"{path}: the features file holds no images")
+        ids = image_ids(f.names, path)
+        owner = f.image_index if f.image_index is not None else np.arange(len(f.names))
+        root = f.config.get("image_root")
+        paths = [Path(root) / n for n in f.names] if root and Path(root).is_dir() else None
+        return Side(ids, f.vectors, owner, paths, str(path))
+    raise BadInputError(f"{path}: no such folder or features file; give a folder of {what} images or a feats.h5")
+
+
+def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, training: str | os.PathLike | None,
+                output: str | os.PathLike | None = None, descriptors: str | os.PathLike | None = None,
+                cfg: CopyDetectConfig | None = None, progress: ProgressFactory = _no_progress,
+                ) -> tuple[Path | None, Path | None]:
+    """Run copy detection and write the matching CSV (``output``) and/or the descriptor-track file.
+
+    Returns:
+        (matches CSV path or None, descriptors path or None).
+    """
+    cfg = cfg or CopyDetectConfig()
+    cfg.check()
+    if output is None and descriptors is None:
+        raise UsageError("nothing to write: give -o matches.csv (matching track) and/or --descriptors desc.h5")
+    nets = _NetHolder(cfg)
+    q = load_side(queries, "query", cfg, nets, cfg.query_views, progress)
+    r = load_side(references, "reference", cfg, nets, "full", progress)
+    t = load_side(training, "training", cfg, nets, "full", progress) if training is not None else None
+    for s in (r, t):
+        if s is not None and s.vectors.shape[1] != q.vectors.shape[1]:
+            raise BadInputError(f"{s.source}: {s.vectors.shape[1]}-d descriptors but the queries "
+                                f"({q.source}) are {q.vectors.shape[1]}-d; describe all sides with the same model")
+    out_csv = out_h5 = None
+    if output is not None:
+        I, D, _ = match_queries(q, r, t, cfg, progress)
+        m: Matches = select_matches(q.ids, r.ids, I, D, cfg.max_per_query, cfg.max_rows)
+        out_csv = write_matches_csv(output, m)
+    if descriptors is not None:
+        xq, xr = descriptor_track(q, r, t, cfg)
+        out_h5 = write_descriptors(descriptors, q.ids, xq, r.ids, xr, config=cfg.to_dict())
+    return out_csv, out_h5
+
+
+def extract_reference_shard(references: str | os.PathLike, output: str | os.PathLike, shard: tuple[int, int],
+                            cfg: CopyDetectConfig, progress: Callable[[int], None] | None = None,
+                            on_failure: Callable[[str, str], None] | None = None) -> Path:
+    """Describe shard I of N of a reference folder (``rkit extract``'s shard logic); join with ``rkit merge``."""
+    from retrievalkit.extract.global_desc import extract_global
+
+    return extract_global(references, output, model=cfg.model, weights=cfg.weights, size=cfg.size,
+                          scales=cfg.scales, device=cfg.device, workers=cfg.workers, shard=shard,
+                          progress=progress, on_failure=on_failure)
+
+
+__all__: Sequence[str] = ["CopyDetectConfig", "Side", "aggregate_views", "copy_detect", "descriptor_track",
+                          "extract_reference_shard", "load_side", "match_queries"]

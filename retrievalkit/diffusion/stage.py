@@ -1,0 +1,114 @@
+# ruff: noqa: E741  (faiss naming: D distances, I ids)
+"""Stage functions of ``rkit diffuse`` / ``rkit diffuse-prepare``: paths in, one file out, path returned."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from retrievalkit.diffusion.graph import affinity_from_knn, graph_from_vectors, normalize_symmetric
+from retrievalkit.diffusion.rank import DiffusionConfig, diffusion_ranking, resolve_config
+from retrievalkit.diffusion.spectral import top_eigenpairs
+from retrievalkit.diffusion.spectral_file import SpectralFile, read_spectral, write_spectral
+from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.io import Ranks, read_features, read_knn, write_ranks
+from retrievalkit.io.h5file import check_same_names
+
+
+def node_names(feats) -> list[str]:
+    """One name per database vector: the image name (repeated for each region of a regions file)."""
+    if feats.image_index is None:
+        return list(feats.names)
+    return [feats.names[i] for i in feats.image_index]
+
+
+def _read_database(database):
+    db = read_features(database)
+    if db.vectors.shape[0] < 2:
+        raise BadInputError(f"{database}: diffusion needs a database of at least 2 vectors, "
+                            f"found {db.vectors.shape[0]}")
+    return db
+
+
+def _read_graph(graph, db, database):
+    if graph is None:
+        return None
+    if db.image_index is not None:
+        raise UsageError(f"--graph {graph}: {database} holds regions; regional diffusion builds its region graph "
+                         "itself (drop --graph)")
+    g = read_knn(graph)
+    check_same_names(db.names, g.names, database, graph, "graph names")
+    return g
+
+
+def diffuse(database: str | os.PathLike, queries: str | os.PathLike, output: str | os.PathLike,
+            graph: str | os.PathLike | None = None, spectral: str | os.PathLike | None = None,
+            config: DiffusionConfig | None = None, device: str = "cpu",
+            progress: Callable[[int], None] | None = None) -> Path:
+    """Rank the database for every query by diffusion (or query expansion); writes a ranks file.
+
+    Args:
+        database / queries: features files (regions files allowed: several vectors per image).
+        graph: kNN-graph file of the database (``rkit index knn``); None: built here with the chosen k.
+        spectral: eigenpairs file (``rkit diffuse-prepare``) for ``method='spectral'``; None: computed here.
+        config: :class:`DiffusionConfig`; unset (None) settings are chosen from the collection size.
+    Returns:
+        The ranks file path (ranks over database images; ``rkit evaluate`` reads it).
+    """
+    cfg = config or DiffusionConfig()
+    db = _read_database(database)
+    q = read_features(queries)
+    if q.dim != db.dim:
+        raise BadInputError(f"{queries}: query vectors have dimension {q.dim} but the database {database} has "
+                            f"{db.dim}; extract both with the same model and whitening")
+    if len(q) == 0:
+        raise BadInputError(f"{queries}: the query file holds no vectors")
+    g = _read_graph(graph, db, database)
+    eig = None
+    if spectral is not None:
+        if cfg.method != "spectral":
+            raise UsageError(f"--spectral {spectral}: eigenpairs are only used with --method spectral")
+        sf = read_spectral(spectral)
+        check_same_names(node_names(db), sf.names, database, spectral, "eigenvector names")
+        eig = (sf.eigvals, sf.eigvecs)
+        for key in ("graph_k", "mutual", "gamma"):
+            if key in sf.config:
+                cfg = dataclasses.replace(cfg, **{key: sf.config[key]})
+    knn = None if g is None else (g.indices, g.scores)
+    I, D, used = diffusion_ranking(
+        db.vectors, q.vectors, cfg, knn=knn, eig=eig,
+        db_owner=db.image_index, n_db_images=len(db.names),
+        q_owner=q.image_index, n_q_images=len(q.names), device=device, progress=progress)
+    conf = {**used.to_dict(), "database_vectors": int(db.vectors.shape[0]), "regions": db.image_index is not None,
+            "database_config": db.config}
+    inputs = {"database": str(database), "queries": str(queries)}
+    if graph is not None:
+        inputs["graph"] = str(graph)
+    if spectral is not None:
+        inputs["spectral"] = str(spectral)
+    return write_ranks(output, Ranks(q.names, db.names, I, D, conf), inputs=inputs)
+
+
+def prepare_spectral(database: str | os.PathLike, output: str | os.PathLike, graph: str | os.PathLike | None = None,
+                     rank: int | None = None, graph_k: int | None = None, mutual: bool = True, gamma: float = 3.0,
+                     device: str = "cpu") -> Path:
+    """Offline part of Fast Spectral Ranking: the top-``rank`` eigenpairs of S, written to an ``rkit/spectral`` file."""
+    db = _read_database(database)
+    g = _read_graph(graph, db, database)
+    m = db.vectors.shape[0]
+    cfg = resolve_config(DiffusionConfig(method="spectral", graph_k=graph_k, mutual=mutual, gamma=gamma, rank=rank),
+                         m, None if g is None else g.k)
+    I_g, D_g = (g.indices, g.scores) if g is not None else graph_from_vectors(db.vectors, cfg.graph_k, device=device)
+    S = normalize_symmetric(affinity_from_knn(I_g, D_g, gamma=cfg.gamma, mutual=cfg.mutual, k=cfg.graph_k))
+    lam, U = top_eigenpairs(S, cfg.rank)
+    conf = {"graph_k": cfg.graph_k, "mutual": cfg.mutual, "gamma": cfg.gamma, "rank": int(lam.shape[0]),
+            "smallest_eigval": float(lam[-1]) if lam.size else None, "database_vectors": int(m)}
+    inputs = {"database": str(database)}
+    if graph is not None:
+        inputs["graph"] = str(graph)
+    return write_spectral(output, SpectralFile(node_names(db), lam, U, conf), inputs=inputs)
+
+
+__all__ = ["diffuse", "prepare_spectral", "node_names", "DiffusionConfig"]

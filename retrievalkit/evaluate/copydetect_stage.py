@@ -1,0 +1,52 @@
+"""``rkit evaluate RESULT --gt ground_truth.csv``: DISC21 µAP of a matching CSV or a descriptor-track HDF5."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+
+from retrievalkit.errors import BadInputError
+from retrievalkit.evaluate.copydetect import (
+    descriptor_track_predictions,
+    read_ground_truth_csv,
+    read_predictions_csv,
+)
+from retrievalkit.evaluate.copydetect import evaluate_copy_detection as _score
+
+
+def evaluate_copy_detection(result_path: str | os.PathLike, gt_path: str | os.PathLike) -> dict:
+    """Score a matching-track CSV or a descriptor-track HDF5 against a ground-truth CSV.
+
+    The descriptor track is scored as the challenge does: exact L2 search keeping the globally best
+    10 × (number of queries) pairs, score = −distance².
+
+    Returns:
+        ``{"uap", "recall_at_p90", "threshold_at_p90", "predictions", "queries", "positives", "track"}``,
+        fractions in [0, 1] to 4 decimals; ``queries`` counts the ground truth's queries.
+    """
+    result_path = Path(result_path)
+    gt = read_ground_truth_csv(gt_path)
+    if h5py.is_hdf5(result_path):
+        from retrievalkit.copydetect.submission import read_descriptors
+
+        qids, xq, rids, xr = read_descriptors(result_path)
+        pred = descriptor_track_predictions(qids, xq, rids, xr)
+        track = "descriptor"
+    else:
+        try:
+            with open(result_path, "rb") as f:
+                head = f.read(4096)
+        except OSError as e:
+            raise BadInputError(f"{result_path}: cannot read ({e.__class__.__name__})") from None
+        if b"\x00" in head:
+            raise BadInputError(f"{result_path}: neither a matches CSV nor a descriptor-track HDF5")
+        pred = read_predictions_csv(result_path)
+        track = "matching"
+    m = _score(pred, gt, source=str(result_path)).to_dict()
+    m["queries"] = len(gt.query_ids)
+    m["track"] = track
+    if m["uap"] is None:
+        raise BadInputError(f"{gt_path}: the ground truth has no (query, reference) pair; µAP is undefined")
+    return m

@@ -1,0 +1,78 @@
+"""The ASMK index file (kind ``rkit/asmk``): codebook + inverted file, plain HDF5 arrays (no pickle).
+
+Layout (see docs/local.md):
+    names          (N,)       utf-8    database image names (row i = image id i)
+    codebook       (K, D)     float32  k-means centroids (visual words)
+    word_offsets   (K+1,)     int64    word c's postings are rows word_offsets[c]:word_offsets[c+1]
+    entry_images   (E,)       int32    the database image of each posting (ascending within a word)
+    entry_codes    (E, B)     uint8    packed binarised aggregated residuals (B = ceil(D/8); 16 for 128-D)
+    image_words    (N,)       int64    distinct words per image (ASMK self-similarity)
+    attrs: kind, schema, config (codebook_id, ma, alpha, tau, locals config, shard, ...)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from retrievalkit.errors import BadInputError
+from retrievalkit.io.h5file import atomic_h5, open_checked, read_config, read_names, require_dataset, write_names
+
+KIND = "rkit/asmk"
+SCHEMA = 1
+
+
+def codebook_id(codebook: np.ndarray) -> str:
+    """A short fingerprint of a codebook: shards of one index must share it."""
+    return hashlib.sha1(np.ascontiguousarray(codebook, np.float32).tobytes()).hexdigest()[:16]
+
+
+def write_asmk_index(path: str | os.PathLike, names: list[str], ivf, inputs: dict[str, str] | None = None) -> Path:
+    """Write an :class:`~retrievalkit.search.asmk.InvertedFile` and its image names atomically."""
+    path = Path(path)
+    if len(names) != ivf.n_images:
+        raise ValueError(f"write_asmk_index: {len(names)} names for {ivf.n_images} images")
+    config = {**ivf.config, "codebook_id": codebook_id(ivf.codebook), "dim": int(ivf.dim)}
+    with atomic_h5(path, KIND, SCHEMA, config, inputs) as f:
+        write_names(f, "names", names)
+        f.create_dataset("codebook", data=np.asarray(ivf.codebook, np.float32))
+        f.create_dataset("word_offsets", data=np.asarray(ivf.word_offsets, np.int64))
+        e, b = ivf.entry_codes.shape
+        f.create_dataset("entry_images", data=np.asarray(ivf.entry_images, np.int32),
+                         chunks=(min(max(e, 1), 2**20),) if e else None)
+        f.create_dataset("entry_codes", data=np.asarray(ivf.entry_codes, np.uint8),
+                         chunks=(min(max(e, 1), 2**16), b) if e else None)
+        f.create_dataset("image_words", data=np.asarray(ivf.image_words, np.int64))
+    return path
+
+
+def read_asmk_index(path: str | os.PathLike, codebook_only: bool = False):
+    """Read an ASMK index: (names, InvertedFile). With ``codebook_only`` the postings are left empty."""
+    from retrievalkit.search.asmk import InvertedFile
+
+    path = Path(path)
+    with open_checked(path, KIND, SCHEMA) as f:
+        names = read_names(f, "names", path)
+        config = read_config(f)
+        codebook = require_dataset(f, "codebook", path)[()].astype(np.float32)
+        k, d = codebook.shape
+        b = (d + 7) // 8
+        if codebook_only:
+            return names, InvertedFile(codebook, np.zeros(k + 1, np.int64), np.zeros(0, np.int32),
+                                       np.zeros((0, b), np.uint8), np.zeros(len(names), np.int64), d, config)
+        offsets = require_dataset(f, "word_offsets", path)[()].astype(np.int64)
+        images = require_dataset(f, "entry_images", path)[()].astype(np.int32)
+        codes = require_dataset(f, "entry_codes", path)[()]
+        image_words = require_dataset(f, "image_words", path)[()].astype(np.int64)
+    e = images.shape[0]
+    if (offsets.shape != (k + 1,) or offsets[0] != 0 or offsets[-1] != e or np.any(np.diff(offsets) < 0)
+            or codes.shape != (e, b) or image_words.shape != (len(names),)
+            or (e and (images.min() < 0 or images.max() >= len(names)))):
+        raise BadInputError(f"{path}: inconsistent inverted file arrays; the file is corrupt, rebuild it")
+    return names, InvertedFile(codebook, offsets, images, codes.astype(np.uint8), image_words, d, config)
+
+
+__all__ = ["KIND", "SCHEMA", "codebook_id", "write_asmk_index", "read_asmk_index"]

@@ -1,0 +1,240 @@
+"""``sfm-mine``: training tuples from Structure-from-Motion models of unlabelled photo collections.
+
+Pipeline (Radenović, Tolias, Chum, "CNN image retrieval learns from BoW", ECCV 2016):
+
+1. Collections: each sub-folder of IMAGES is a scene; images lying directly in IMAGES are split into
+   clusters by their global descriptors (kNN graph + connected components, :mod:`.collections`).
+2. Each collection is reconstructed with pycolmap (:mod:`.colmap`); models are kept in ``models_dir`` and
+   reused by the next run. A collection that does not reconstruct is reported and skipped.
+3. Every 3D model is a cluster: ``cluster[i]`` is the model id of image i. Queries are the registered
+   images; positives share enough 3D points at a bounded scale change (:mod:`.positives`). Images of a
+   scene that did not register take the id of the scene's largest model (so they are never negatives of
+   that scene); the images of a scene without any model share one id of their own (negatives only);
+   -1 marks loose images that fell in no cluster (never used).
+4. Optional fixed negatives (``nidx``): random images of other scenes.
+
+The tuples file's (qidx, pidx) pairs are also the training pairs of learned whitening.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.io.tuples import Tuples, write_tuples
+from retrievalkit.mining.collections import Collection, cluster_by_descriptors, discover_collections
+from retrievalkit.mining.colmap import SfmOptions, load_status, read_model, reconstruct_isolated
+from retrievalkit.mining.positives import STRATEGIES, mine_model_pairs, sample_negatives
+
+
+@dataclass
+class SceneReport:
+    """What happened to one collection (one row of the summary table)."""
+
+    scene: str
+    images: int
+    registered: int = 0
+    models: int = 0
+    tuples: int = 0
+    state: str = "done"  # done | failed | unclustered
+    reason: str = ""
+    seconds: float = 0.0
+    reused: bool = False
+
+
+def default_models_dir(output: str | os.PathLike) -> Path:
+    output = Path(output)
+    return output.with_name(output.stem + "-models")
+
+
+def _descriptors_for(images: Path, names: list[str], features: str | os.PathLike | None, work: Path,
+                     model: str, size: int, device: str) -> np.ndarray:
+    """(len(names), D) global descriptors: looked up in ``features`` or extracted into ``work``."""
+    from retrievalkit.io.features import read_features
+
+    if features is None:
+        from retrievalkit.extract.global_desc import extract_global
+
+        work.mkdir(parents=True, exist_ok=True)
+        out = work / f"global-{model}-{size}.h5"
+        have = read_features(out) if out.exists() else None
+        if have is None or not set(names) <= set(have.names):
+            with tempfile.NamedTemporaryFile("w", suffix=".txt", dir=work, delete=False) as fh:
+                fh.write("\n".join(names) + "\n")
+                lst = fh.name
+            try:
+                extract_global(images, out, model=model, size=size, device=device, list_file=lst, workers=0)
+            finally:
+                os.unlink(lst)
+        features = out
+    feats = read_features(features)
+    if feats.image_index is not None:
+        raise BadInputError(f"{features}: holds several vectors per image; give one global vector per image")
+    row = {n: i for i, n in enumerate(feats.names)}
+    missing = [n for n in names if n not in row]
+    if missing:
+        raise BadInputError(f"{features}: no descriptor for {len(missing)} images (first: {missing[0]}); "
+                            f"extract them from {images} with `rkit extract {images} -o FEATS.h5`")
+    return feats.vectors[[row[n] for n in names]]
+
+
+def sfm_mine(
+    images: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    models_dir: str | os.PathLike | None = None,
+    options: SfmOptions | None = None,
+    positive: str = "random",
+    per_query: int = 1,
+    min_overlap: float = 0.2,
+    max_scale: float = 1.5,
+    min_shared: int = 10,
+    negatives: int = 5,
+    val_fraction: float = 0.0,
+    seed: int = 0,
+    features: str | os.PathLike | None = None,
+    model: str = "efficientnet-lite0",
+    size: int = 512,
+    cluster_k: int = 5,
+    cluster_threshold: float = 0.5,
+    retry_failed: bool = False,
+    device: str = "cpu",
+    on_start: Callable[[str], None] | None = None,
+    on_scene: Callable[[SceneReport], None] | None = None,
+) -> Path:
+    """Reconstruct every collection under ``images`` and write the mined tuples to ``output``.
+
+    Args:
+        images: folder of scene sub-folders, or a flat folder of photos (clustered first), or both.
+        models_dir: where SfM models are kept (default: ``<output stem>-models`` next to the output);
+            finished collections are reused, failed ones too unless ``retry_failed``.
+        positive: ``random`` | ``most-shared`` | ``closest`` (see :mod:`.positives`).
+        per_query: positives per query. min_overlap, max_scale, min_shared: positive constraints.
+        negatives: fixed random negatives per tuple from other scenes (0: none; the trainer mines its own).
+        val_fraction: fraction of queries whose pairs go to ``val_qidx``/``val_pidx`` instead.
+        features: global descriptors of the images (needed to cluster a flat folder and by ``closest``);
+            when absent they are extracted with ``model`` at ``size`` into ``models_dir``.
+        cluster_k, cluster_threshold: kNN graph used to split a flat folder.
+        on_start(scene) / on_scene(report): progress callbacks, one call per collection.
+    Returns:
+        the path of the tuples file.
+    """
+    images = Path(images)
+    opts = (options or SfmOptions()).check()
+    if positive not in STRATEGIES:
+        raise UsageError(f"--positive {positive!r}: expected one of {', '.join(STRATEGIES)}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise UsageError(f"--val-fraction {val_fraction}: must be in [0, 1)")
+    if not 0.0 <= min_overlap <= 1.0:
+        raise UsageError(f"--min-overlap {min_overlap}: must be in [0, 1]")
+    if max_scale < 1.0:
+        raise UsageError(f"--max-scale {max_scale}: must be at least 1 (1 = same scale only)")
+    models_dir = Path(models_dir) if models_dir is not None else default_models_dir(output)
+    rng = np.random.default_rng(seed)
+
+    collections, loose = discover_collections(images)
+    unclustered: list[str] = []
+    if loose:
+        vecs = _descriptors_for(images, loose, features, models_dir, model, size, device)
+        labels = cluster_by_descriptors(vecs, k=cluster_k, threshold=cluster_threshold,
+                                        min_size=opts.min_model_size)
+        for c in range(int(labels.max()) + 1 if labels.size else 0):
+            members = [n for n, lab in zip(loose, labels) if lab == c]
+            collections.append(Collection(f"cluster-{c:03d}", images, members, ""))
+        unclustered = [n for n, lab in zip(loose, labels) if lab < 0]
+
+    names = sorted({n for c in collections for n in c.global_names()} | set(unclustered))
+    index = {n: i for i, n in enumerate(names)}
+    cluster = np.full(len(names), -1, np.int64)
+    scene_of = np.full(len(names), -1, np.int64)
+    desc = None
+    if positive == "closest":
+        desc = _descriptors_for(images, names, features, models_dir, model, size, device)
+
+    qs, ps, cluster_scene, reports = [], [], [], []
+    next_id = 0
+    for s, col in enumerate(collections):
+        if on_start:
+            on_start(col.name)
+        gidx = np.array([index[n] for n in col.global_names()], np.int64)
+        scene_of[gidx] = s
+        rep = SceneReport(col.name, len(col.names))
+        work = models_dir / col.name
+        t0 = time.time()
+        status = load_status(work, col.names, opts)
+        if status is not None and status["state"] == "failed" and retry_failed:
+            status = None
+        if status is not None:
+            rep.reused = True
+        else:
+            status = reconstruct_isolated(col.image_dir, col.names, work, opts)
+        rep.seconds = float(status.get("seconds", time.time() - t0)) if not rep.reused else time.time() - t0
+        if status["state"] != "done":
+            rep.state, rep.reason = "failed", status.get("reason", "")
+            cluster[gidx] = next_id
+            cluster_scene.append(col.name)
+            next_id += 1
+        else:
+            first_id = next_id
+            for m in status["models"]:
+                obs = read_model(work / m["dir"])
+                midx = np.array([index[f"{col.prefix}{n}"] for n in obs.names], np.int64)
+                cid = next_id
+                next_id += 1
+                cluster_scene.append(col.name)
+                cluster[midx] = cid
+                q, p = mine_model_pairs(obs, positive, per_query, min_overlap, max_scale, min_shared,
+                                        descriptors=None if desc is None else desc[midx], rng=rng)
+                qs.append(midx[q])
+                ps.append(midx[p])
+                rep.models += 1
+                rep.registered += len(obs)
+                rep.tuples += len(q)
+            left = gidx[cluster[gidx] < 0]
+            cluster[left] = first_id
+        reports.append(rep)
+        if on_scene:
+            on_scene(rep)
+    if unclustered:
+        rep = SceneReport("(unclustered)", len(unclustered), state="unclustered",
+                          reason="in no descriptor cluster of at least --min-model-size images")
+        reports.append(rep)
+        if on_scene:
+            on_scene(rep)
+
+    qidx = np.concatenate(qs) if qs else np.zeros(0, np.int64)
+    pidx = np.concatenate(ps) if ps else np.zeros(0, np.int64)
+    if qidx.size == 0:
+        raise BadInputError(f"{images}: no collection gave a single training pair "
+                            f"({sum(r.state == 'failed' for r in reports)} of {len(collections)} failed to "
+                            f"reconstruct); see {models_dir}/*/colmap.log")
+    val_q = val_p = None
+    if val_fraction > 0:
+        uq = np.unique(qidx)
+        held = rng.choice(uq, size=max(1, int(round(val_fraction * uq.size))), replace=False)
+        is_val = np.isin(qidx, held)
+        val_q, val_p = qidx[is_val], pidx[is_val]
+        qidx, pidx = qidx[~is_val], pidx[~is_val]
+    nidx = sample_negatives(qidx, scene_of, negatives, rng) if negatives > 0 else None
+
+    config = {
+        "method": "sfm",
+        "positive": positive, "per_query": per_query, "min_overlap": min_overlap, "max_scale": max_scale,
+        "min_shared": min_shared, "negatives": negatives, "val_fraction": val_fraction, "seed": seed,
+        "sfm": opts.key(), "models_dir": str(models_dir),
+        "cluster_scene": cluster_scene,
+        "scenes": [{"scene": r.scene, "images": r.images, "registered": r.registered, "models": r.models,
+                    "tuples": r.tuples, "state": r.state, "reason": r.reason} for r in reports],
+    }
+    if loose:
+        config["flat_clustering"] = {"k": cluster_k, "threshold": cluster_threshold,
+                                     "features": str(features) if features else f"{model}@{size}"}
+    t = Tuples(names, cluster, qidx, pidx, nidx, str(images.resolve()), config, val_q, val_p)
+    return write_tuples(output, t, inputs={"images": str(images)})

@@ -1,0 +1,361 @@
+"""``rkit train``: fine-tune backbone + pooling (+ whitening layer) on mined tuples.
+
+Each epoch: pick ``query_size`` random training tuples, re-mine their hard negatives from a random pool of
+``pool_size`` images with the current network (one per cluster), then step the optimiser on batches of
+``batch_size`` tuples. The network runs in eval mode throughout: BatchNorm statistics stay frozen (their affine
+parameters are still learned) and stochastic depth is off, so a step is deterministic and the two-pass large
+batch (``chunk``) gives exactly the one-pass gradient. GeM's p is learned with ``pool_lr_mult`` times the
+learning rate. After every epoch the model (``output``, loadable by ``rkit extract --model``), a resumable
+training state (``<output stem>.state.pt``) and a JSON log (``<output stem>.log.json``) are written atomically.
+
+Launched with ``torchrun --nproc-per-node G rkit train ...`` each process takes every G-th tuple of each batch
+and the gradients are averaged across processes (all-reduce) before the step; rank 0 writes the files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.io.tuples import Tuples, read_tuples
+from retrievalkit.train.batch import batch_backward, build_batch, embed, is_pair, make_loss, pair_keys
+from retrievalkit.train.data import TrainImages, resolve_image_root
+from retrievalkit.train.losses import LOSSES
+from retrievalkit.train.mining import mine_hard_negatives
+
+# keys of TrainConfig that may change between a run and its --resume
+_RESUMABLE = {"epochs", "device", "val_gnd", "val_images", "cache_images", "embed_batch"}
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run (saved in the model file and the training state)."""
+
+    model: str = "efficientnet-lite0"
+    pooling: str | None = None
+    p: float | None = None
+    whitening: str | None = None
+    loss: str = "contrastive"
+    margin: float | None = None  # default 0.7 (contrastive) / 0.1 (triplet)
+    ks: tuple[int, ...] = (1, 2, 4, 8, 16)
+    tau1: float = 1.0
+    tau2: float = 0.01
+    mixup: bool = False
+    epochs: int = 10
+    batch_size: int = 5
+    query_size: int = 2000
+    pool_size: int = 20000
+    num_neg: int = 5
+    lr: float = 1e-6
+    pool_lr_mult: float = 10.0
+    weight_decay: float = 1e-6
+    lr_decay: float = 0.01
+    size: int | None = 362
+    chunk: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    val_gnd: str | None = None
+    val_images: str | None = None
+    cache_images: bool = True
+    embed_batch: int = 16
+    extra: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.loss not in LOSSES:
+            raise UsageError(f"--loss {self.loss!r}: expected one of {', '.join(LOSSES)}")
+        for name in ("epochs", "batch_size", "query_size"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
+        if self.num_neg < 0 or self.pool_size < 0:
+            raise UsageError("--num-neg and --pool-size must be >= 0")
+        if self.loss == "triplet" and self.num_neg < 1:
+            raise UsageError("--loss triplet needs --num-neg >= 1")
+        if self.chunk is not None and self.chunk < 1:
+            raise UsageError(f"--chunk {self.chunk}: must be at least 1")
+        if self.lr <= 0:
+            raise UsageError(f"--lr {self.lr}: must be positive")
+        if self.mixup and self.loss != "recall-k":
+            raise UsageError("--mixup (similarity mixup) applies to --loss recall-k only")
+        if (self.val_gnd is None) != (self.val_images is None):
+            raise UsageError("--val-gnd and --val-images go together")
+
+
+def state_path(output: str | os.PathLike) -> Path:
+    output = Path(output)
+    return output.with_name(output.stem + ".state.pt")
+
+
+def log_path(output: str | os.PathLike) -> Path:
+    output = Path(output)
+    return output.with_name(output.stem + ".log.json")
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_net(cfg: TrainConfig, device: str):
+    """The network to train: a registry name or a model file, plus an optional whitening layer from a file."""
+    from retrievalkit.models import load_model, load_whitening_into
+    from retrievalkit.whiten.whitening_file import load_whitening
+
+    torch.manual_seed(cfg.seed)  # random-initialised parts (tiny-cnn, ...) depend on the seed only
+    net = load_model(cfg.model, device, pooling=cfg.pooling, p=cfg.p)
+    if cfg.whitening:
+        P, m = load_whitening(cfg.whitening)
+        load_whitening_into(net, P, m)
+    return net.to(device)
+
+
+def make_optimizer(net, cfg: TrainConfig):
+    pool = list(net.pool.parameters())
+    pool_ids = {id(p) for p in pool}
+    rest = [p for p in net.parameters() if id(p) not in pool_ids]
+    groups = [{"params": rest, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+    if pool:
+        groups.append({"params": pool, "lr": cfg.lr * cfg.pool_lr_mult, "weight_decay": 0.0})
+    opt = torch.optim.Adam(groups)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=math.exp(-cfg.lr_decay))
+    return opt, sched
+
+
+def _embed_all(net, images: TrainImages, idx: np.ndarray, device: str, batch: int) -> np.ndarray:
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(idx), batch):
+            out.append(embed(net, images.get(idx[s:s + batch]), device).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
+
+
+def epoch_tuples(tup: Tuples, cfg: TrainConfig, epoch: int, net, images: TrainImages, keys: np.ndarray,
+                 device: str) -> list[tuple[int, int, list[int]]]:
+    """This epoch's (query, positive, negatives) tuples, negatives re-mined with the current network."""
+    rng = np.random.default_rng([cfg.seed, epoch])
+    n = len(tup.names)
+    sel = rng.permutation(len(tup))[:cfg.query_size]
+    qs, ps = tup.qidx[sel], tup.pidx[sel]
+    if cfg.num_neg == 0:
+        return [(int(q), int(p), []) for q, p in zip(qs, ps)]
+    if cfg.pool_size > 0:
+        pool = np.sort(rng.permutation(n)[:cfg.pool_size])
+        uq, inv = np.unique(qs, return_inverse=True)
+        xq = _embed_all(net, images, uq, device, cfg.embed_batch)
+        xp = _embed_all(net, images, pool, device, cfg.embed_batch)
+        negs_u = mine_hard_negatives(xq, xp, uq, pool, tup.cluster, keys, n, cfg.num_neg)
+        negs = [negs_u[i] for i in inv]
+    elif tup.nidx is not None:
+        negs = [[int(v) for v in row[row >= 0][:cfg.num_neg]] for row in tup.nidx[sel]]
+    else:
+        raise BadInputError(f"{tup.path}: has no fixed negatives (nidx); mine them with --pool-size > 0")
+    return [(int(q), int(p), list(ng)) for q, p, ng in zip(qs, ps, negs)]
+
+
+def _average_precision(scores: np.ndarray, pos: np.ndarray) -> float:
+    order = np.argsort(-scores, kind="stable")
+    hits = pos[order]
+    if not hits.any():
+        return 0.0
+    ranks = np.nonzero(hits)[0] + 1
+    return float(np.mean(np.arange(1, len(ranks) + 1) / ranks))
+
+
+def validate_pairs(tup: Tuples, net, images: TrainImages, keys_all: np.ndarray, device: str,
+                   batch: int) -> dict:
+    """mAP and recall@1 of the held-out pairs: each held-out query ranks the other held-out images; matching
+    pairs (held-out or training) are positives, other images of the query's cluster are left out."""
+    n = len(tup.names)
+    ids = np.unique(np.concatenate([tup.val_qidx, tup.val_pidx]))
+    x = _embed_all(net, images, ids, device, batch)
+    sims = x @ x.T
+    aps, r1 = [], []
+    queries = set(tup.val_qidx.tolist())
+    for a, q in enumerate(ids):
+        if q not in queries:
+            continue
+        pos = is_pair(keys_all, np.full(len(ids), q), ids, n)
+        keep = (ids != q) & (pos | (tup.cluster[ids] != tup.cluster[q]) | (tup.cluster[ids] < 0))
+        if not pos[keep].any():
+            continue
+        aps.append(_average_precision(sims[a, keep], pos[keep]))
+        r1.append(float(pos[keep][np.argmax(sims[a, keep])]))
+    return {"val_map": round(100 * float(np.mean(aps)), 2) if aps else None,
+            "val_recall1": round(100 * float(np.mean(r1)), 2) if r1 else None}
+
+
+def validate_gnd(gnd_path: str, images_root: str, net, size: int | None, device: str, batch: int) -> dict:
+    """revisitop mAP (Medium, and Easy/Hard when defined) of the current network on a ground truth."""
+    from retrievalkit.evaluate.groundtruth import load_gnd
+    from retrievalkit.evaluate.retrieval import evaluate_retrieval
+    from retrievalkit.extract.inputs import resolve_inputs
+
+    gnd = load_gnd(gnd_path)
+    out = {}
+    for split in ("database", "queries"):
+        names, _ = resolve_inputs(images_root, None, gnd_path, split, use_boxes=False)
+        imgs = TrainImages(images_root, names, size, net.mean, net.std, cache=False)
+        out[split] = _embed_all(net, imgs, np.arange(len(names)), device, batch)
+    ranks = np.argsort(-(out["queries"] @ out["database"].T), axis=1, kind="stable")
+    metrics = evaluate_retrieval(ranks, gnd).to_dict()
+    return {f"val_gnd_map_{k}": v for k, v in metrics["map"].items() if v is not None}
+
+
+def _dist_info() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _all_reduce_grads(net, world: int) -> None:
+    import torch.distributed as dist
+
+    for prm in net.parameters():
+        if prm.grad is None:
+            prm.grad = torch.zeros_like(prm)
+        dist.all_reduce(prm.grad)
+        prm.grad /= world
+
+
+def train(tuples: str | os.PathLike, output: str | os.PathLike, cfg: TrainConfig | None = None, *,
+          images: str | os.PathLike | None = None, resume: bool = False,
+          events: Callable[[str, dict], None] | None = None, **overrides) -> Path:
+    """Fine-tune a retrieval network on a tuples file and write ``output`` (an rkit model file).
+
+    Args:
+        tuples: tuples file (``rkit/tuples``).
+        output: model file to write after every epoch.
+        cfg: settings (see :class:`TrainConfig`); keyword ``overrides`` replace single fields.
+        images: folder the tuples' names are relative to (default: the file's ``image_root``).
+        resume: continue from ``<output stem>.state.pt`` (same settings; ``epochs`` may grow).
+        events: callback ``(kind, info)``: ``epoch_start`` {epoch, batches}, ``batch`` {loss},
+            ``epoch_end`` (the epoch's log record).
+    Returns:
+        the path of the model file.
+    """
+    from retrievalkit.models import save_model
+
+    cfg = TrainConfig(**{**asdict(cfg or TrainConfig()), **overrides})
+    cfg.ks = tuple(int(k) for k in cfg.ks)
+    cfg.check()
+    output = Path(output)
+    events = events or (lambda kind, info: None)
+    rank, world = _dist_info()
+    device = cfg.device
+    if world > 1 and device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
+        torch.cuda.set_device(device)
+
+    tup = read_tuples(tuples)
+    if len(tup) == 0:
+        raise BadInputError(f"{tuples}: holds no training pairs")
+    root = resolve_image_root(tup, images)
+    n = len(tup.names)
+    keys = pair_keys(tup.qidx, tup.pidx, n)
+    keys_all = keys
+    if tup.val_qidx is not None and len(tup.val_qidx):
+        keys_all = np.union1d(keys, pair_keys(tup.val_qidx, tup.val_pidx, n))
+
+    net = build_net(cfg, device)
+    opt, sched = make_optimizer(net, cfg)
+    start, log = 0, []
+    spath = state_path(output)
+    saved_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+    if resume:
+        if not spath.exists():
+            raise BadInputError(f"{spath}: no training state to resume from; drop --resume to start a new run")
+        state = torch.load(spath, map_location="cpu", weights_only=False)
+        diff = sorted(k for k in saved_cfg if k not in _RESUMABLE and state["config"].get(k) != saved_cfg[k])
+        if diff:
+            raise UsageError(f"{spath}: was made with other settings ({', '.join(diff)}); resume with the same "
+                             "options (only --epochs may change) or drop --resume")
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start, log = int(state["epoch"]), list(state["log"])
+
+    imgs = TrainImages(root, tup.names, cfg.size, net.mean, net.std, cache=cfg.cache_images)
+    net.eval()  # frozen BatchNorm statistics, no stochastic depth: see the module docstring
+    for prm in net.parameters():
+        prm.requires_grad_(True)
+
+    for epoch in range(start, cfg.epochs):
+        t0 = time.time()
+        tuples_e = epoch_tuples(tup, cfg, epoch, net, imgs, keys, device)
+        batches = [tuples_e[s:s + cfg.batch_size] for s in range(0, len(tuples_e), cfg.batch_size)]
+        events("epoch_start", {"epoch": epoch + 1, "epochs": cfg.epochs, "batches": len(batches)})
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        loss_fn = make_loss(cfg.loss, cfg.margin, cfg.ks, cfg.tau1, cfg.tau2, cfg.mixup, generator=gen)
+        losses = []
+        for bt in batches:
+            bt = bt[rank::world] or bt[:1]
+            batch = build_batch(bt, tup.cluster, keys, n)
+            opt.zero_grad(set_to_none=True)
+            if cfg.loss == "recall-k" and not batch.pos[batch.qrows].any():
+                continue
+            value = batch_backward(net, imgs.get(batch.images), lambda e, b=batch, f=loss_fn: f(e, b),
+                                   cfg.chunk, device)
+            if world > 1:
+                _all_reduce_grads(net, world)
+            opt.step()
+            losses.append(value)
+            events("batch", {"loss": value})
+        sched.step()
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None,
+                  "lr": opt.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2),
+                  "tuples": len(tuples_e),
+                  "negatives_per_tuple": float(np.mean([len(t[2]) for t in tuples_e])) if tuples_e else 0.0}
+        if hasattr(net.pool, "p"):
+            record["p"] = float(net.pool.p.detach().mean())
+        if tup.val_qidx is not None and len(tup.val_qidx):
+            record.update(validate_pairs(tup, net, imgs, keys_all, device, cfg.embed_batch))
+        if cfg.val_gnd:
+            record.update(validate_gnd(cfg.val_gnd, cfg.val_images, net, cfg.size, device, cfg.embed_batch))
+        log.append(record)
+        if rank == 0:
+            state = {"epoch": epoch + 1, "config": saved_cfg, "net": net.state_dict(), "optimizer": opt.state_dict(),
+                     "scheduler": sched.state_dict(), "log": log}
+            _atomic_write(spath, lambda tmp, s=state: torch.save(s, tmp))
+            save_model(net, output, extra={"train": saved_cfg, "tuples": str(tuples), "epoch": epoch + 1,
+                                           "log": log})
+            _atomic_write(log_path(output),
+                          lambda tmp: Path(tmp).write_text(json.dumps({"config": saved_cfg, "tuples": str(tuples),
+                                                                       "epochs": log}, indent=1)))
+        events("epoch_end", record)
+    if start >= cfg.epochs and not output.exists():
+        raise BadInputError(f"{spath}: already trained {start} epochs; raise --epochs to continue")
+    return output
+
+
+def parse_ks(text: str | Sequence[int]) -> tuple[int, ...]:
+    if isinstance(text, str):
+        try:
+            ks = tuple(int(t) for t in text.split(",") if t.strip())
+        except ValueError:
+            raise UsageError(f"--ks {text!r}: expected comma-separated integers, e.g. 1,2,4,8,16") from None
+    else:
+        ks = tuple(int(k) for k in text)
+    if not ks or min(ks) < 1:
+        raise UsageError(f"--ks {text!r}: expected positive integers")
+    return ks

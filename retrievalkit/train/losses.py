@@ -1,0 +1,133 @@
+"""Training losses on L2-normalised embeddings: contrastive, triplet and the Recall@k surrogate.
+
+Tuple losses take the batch embeddings ``e`` (B, D) and, per tuple t, the row of its query ``qi[t]``, of its
+positive ``pi[t]`` and of its negatives ``ni[t]`` (M rows, -1 pads). They return the mean over tuples of the
+per-tuple sum, as cirtorch sums over the pairs of one tuple.
+
+Example:
+    >>> loss = contrastive_loss(e, qi, pi, ni, margin=0.7)
+    >>> loss = recall_k_loss(e[qi] @ e.T, pos, neg, ks=(1, 2, 4, 8, 16))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from retrievalkit.errors import UsageError
+
+LOSSES = ("contrastive", "triplet", "recall-k")
+DEFAULT_KS = (1, 2, 4, 8, 16)
+
+
+def _tuple_index(e: torch.Tensor, qi, pi, ni) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    qi = torch.as_tensor(qi, dtype=torch.long, device=e.device)
+    pi = torch.as_tensor(pi, dtype=torch.long, device=e.device)
+    ni = torch.as_tensor(ni, dtype=torch.long, device=e.device).reshape(qi.shape[0], -1)
+    if e.dim() != 2 or qi.dim() != 1 or qi.shape != pi.shape or qi.numel() == 0:
+        raise UsageError(f"tuple loss: expected e (B, D) and equal (T,) qi/pi, got {tuple(e.shape)}, "
+                         f"{tuple(qi.shape)}, {tuple(pi.shape)}")
+    return qi, pi, ni
+
+
+def contrastive_loss(e: torch.Tensor, qi, pi, ni, margin: float = 0.7) -> torch.Tensor:
+    """Contrastive loss (Hadsell et al.; cirtorch): per tuple ``0.5 d(q,p)^2 + sum_n 0.5 max(0, margin - d(q,n))^2``.
+
+    ``d`` is the Euclidean distance. Returns the mean over tuples (a scalar).
+    """
+    qi, pi, ni = _tuple_index(e, qi, pi, ni)
+    dp = torch.linalg.vector_norm(e[qi] - e[pi], dim=1)
+    loss = 0.5 * dp.pow(2)
+    if ni.shape[1]:
+        valid = ni >= 0
+        dn = torch.linalg.vector_norm(e[qi].unsqueeze(1) - e[ni.clamp_min(0)], dim=2)
+        loss = loss + (0.5 * torch.clamp(margin - dn, min=0).pow(2) * valid).sum(dim=1)
+    return loss.mean()
+
+
+def triplet_loss(e: torch.Tensor, qi, pi, ni, margin: float = 0.1) -> torch.Tensor:
+    """Triplet loss (cirtorch): per tuple ``sum_n max(0, ||q-p||^2 - ||q-n||^2 + margin)``; mean over tuples."""
+    qi, pi, ni = _tuple_index(e, qi, pi, ni)
+    if ni.shape[1] == 0:
+        raise UsageError("triplet loss needs at least one negative per tuple")
+    valid = ni >= 0
+    dp = (e[qi] - e[pi]).pow(2).sum(dim=1, keepdim=True)
+    dn = (e[qi].unsqueeze(1) - e[ni.clamp_min(0)]).pow(2).sum(dim=2)
+    return (torch.clamp(dp - dn + margin, min=0) * valid).sum(dim=1).mean()
+
+
+def recall_k_loss(sim: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, ks: Sequence[int] = DEFAULT_KS,
+                  tau1: float = 1.0, tau2: float = 0.01, chunk: int = 64) -> torch.Tensor:
+    """Recall@k surrogate loss (Patel, Tolias & Matas, CVPR 2022).
+
+    For query a and a positive i, the rank is relaxed with a sigmoid of temperature ``tau2``::
+
+        rank(a, i) = 1 + sum_{j in pos(a) u neg(a), j != i} sigmoid((s_aj - s_ai) / tau2)
+
+    and recall at k with a sigmoid of temperature ``tau1``::
+
+        R_k(a) = min(k, sum_{i in pos(a)} sigmoid((k - rank(a, i)) / tau1)) / min(k, |pos(a)|)
+
+    The loss is ``1 - mean_k mean_a R_k(a)`` over queries with at least one positive.
+
+    Args:
+        sim: (Q, N) similarities of each query to the N database items of the batch.
+        pos, neg: (Q, N) bool masks; items in neither (the query itself, unlabelled pairs) are ignored.
+        ks: the k values averaged over.
+        tau1, tau2: temperatures of the recall and of the rank sigmoids.
+        chunk: queries processed at once (memory is chunk * N * N).
+    Returns:
+        a scalar tensor.
+    """
+    if sim.dim() != 2 or pos.shape != sim.shape or neg.shape != sim.shape:
+        raise UsageError(f"recall_k_loss: sim, pos and neg must share one (Q, N) shape, got {tuple(sim.shape)}, "
+                         f"{tuple(pos.shape)}, {tuple(neg.shape)}")
+    if (pos & neg).any():
+        raise UsageError("recall_k_loss: an item is both positive and negative for a query")
+    pos, neg = pos.bool(), neg.bool()
+    has_pos = pos.any(dim=1)
+    if not has_pos.any():
+        raise UsageError("recall_k_loss: no query has a positive in the batch")
+    sim, pos, neg = sim[has_pos], pos[has_pos], neg[has_pos]
+    ks_t = torch.as_tensor([float(k) for k in ks], dtype=sim.dtype, device=sim.device)
+    total = sim.new_zeros(())
+    n = sim.shape[1]
+    eye = torch.eye(n, dtype=torch.bool, device=sim.device)
+    for s in range(0, sim.shape[0], chunk):
+        S, Pm, Nm = sim[s:s + chunk], pos[s:s + chunk], neg[s:s + chunk]
+        counted = (Pm | Nm).unsqueeze(1) & ~eye  # (c, i, j): j counts in the rank of i
+        diff = (S.unsqueeze(1) - S.unsqueeze(2)) / tau2  # [c, i, j] = s_j - s_i
+        rank = 1.0 + (torch.sigmoid(diff) * counted).sum(dim=2)  # (c, N)
+        soft = torch.sigmoid((ks_t.view(1, 1, -1) - rank.unsqueeze(2)) / tau1) * Pm.unsqueeze(2)  # (c, N, K)
+        npos = Pm.sum(dim=1, keepdim=True).to(sim.dtype)  # (c, 1)
+        recall = torch.minimum(soft.sum(dim=1), ks_t.view(1, -1)) / torch.minimum(ks_t.view(1, -1), npos)
+        total = total + recall.mean(dim=1).sum()
+    return 1.0 - total / sim.shape[0]
+
+
+def similarity_mixup(e: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, qrows: torch.Tensor,
+                     generator: torch.Generator | None = None, max_virtual: int = 4096
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SiMix (Patel et al.): virtual database items that mix two positives of each other.
+
+    For every pair (i, j) of batch rows that are positives of each other (``pos`` over all rows, (B, B)), a
+    virtual embedding ``v = a e_i + (1 - a) e_j`` (a ~ U(0, 1), not re-normalised, so its similarity to a query
+    is the same mixture of the two similarities) joins the database. It is a positive of query q when both i
+    and j are, a negative when both are negatives, and ignored otherwise.
+
+    Args:
+        e: (B, D) embeddings. pos, neg: (B, B) bool masks over all rows. qrows: (Q,) rows that are queries.
+    Returns:
+        (e_aug (B + V, D), pos_q (Q, B + V), neg_q (Q, B + V)).
+    """
+    ii, jj = torch.nonzero(torch.triu(pos, diagonal=1), as_tuple=True)
+    if ii.numel() > max_virtual:
+        keep = torch.randperm(ii.numel(), generator=generator)[:max_virtual].to(ii.device)
+        ii, jj = ii[keep], jj[keep]
+    a = torch.rand(ii.numel(), 1, generator=generator).to(e.device, e.dtype)
+    v = a * e[ii] + (1 - a) * e[jj]
+    pq, nq = pos[qrows], neg[qrows]
+    pos_v = pq[:, ii] & pq[:, jj]
+    neg_v = nq[:, ii] & nq[:, jj]
+    return torch.cat([e, v]), torch.cat([pq, pos_v], dim=1), torch.cat([nq, neg_v], dim=1)

@@ -1,0 +1,171 @@
+"""Spatial verification re-ranking of a shortlist (fast spatial matching, Philbin et al. CVPR 2007, with RANSAC).
+
+For each query, the top ``top_k`` database images of a ranks file are matched with the query's local features
+(mutual nearest neighbours, plus Lowe's ratio test for SIFT), a geometric model is fitted by RANSAC, and the
+shortlist is re-ordered: images with at least ``min_inliers`` inliers come first, by inlier count (the original
+score breaks ties), then the others in their original order. Scores below the shortlist are left unchanged.
+The new score of a verified image is ``inliers + original score``; an unverified one keeps its score, shifted
+below every verified one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.verify.geometry import match_descriptors, verify_pair
+
+DEFAULT_TOP_K = 100
+DEFAULT_MIN_INLIERS = 10
+
+
+@dataclass
+class VerifyParams:
+    """Matching and RANSAC settings. ``ratio``/``threshold`` None: chosen from the locals' method
+    (SIFT: ratio 0.8, 8 px; deep: no ratio test, half the median feature cell of the tentative matches)."""
+
+    method: str = "homography"
+    ratio: float | None = None
+    mutual: bool = True
+    threshold: float | None = None
+    min_inliers: int = DEFAULT_MIN_INLIERS
+    max_iters: int = 2000
+
+
+def resolve_params(p: VerifyParams, kind: str) -> tuple[float | None, float | None]:
+    """(ratio, fixed threshold or None for the per-pair deep rule) for locals of method ``kind``."""
+    ratio = p.ratio if p.ratio is not None else (0.8 if kind == "sift" else None)
+    if ratio is not None and ratio <= 0:
+        ratio = None  # --ratio 0 switches the test off
+    thr = p.threshold if p.threshold is not None else (8.0 if kind == "sift" else None)
+    return ratio, thr
+
+
+def count_inliers(kp1: np.ndarray, d1: np.ndarray, kp2: np.ndarray, d2: np.ndarray, p: VerifyParams,
+                  kind: str = "sift") -> int:
+    """Inliers of the best geometric model between two images' local features (0 when none)."""
+    ratio, thr = resolve_params(p, kind)
+    m = match_descriptors(d1, d2, ratio=ratio, mutual=p.mutual)
+    if m.shape[0] == 0:
+        return 0
+    if thr is None:
+        cells = np.concatenate([kp1[m[:, 0], 2], kp2[m[:, 1], 2]])
+        thr = max(8.0, 0.5 * float(np.median(cells)))
+    n, _ = verify_pair(kp1, kp2, m, method=p.method, ransac_threshold=thr, max_iters=p.max_iters)
+    return n
+
+
+def rerank_shortlist(indices: np.ndarray, scores: np.ndarray, inliers: np.ndarray, min_inliers: int,
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Re-order one query's ranked list given inlier counts of its first ``len(inliers)`` entries.
+
+    Args:
+        indices, scores: (K,) the original ranking (-1 pads at the end).
+        inliers: (k,) inlier counts of indices[:k].
+    Returns:
+        (indices, scores) re-ordered over the first k entries; verified entries score ``inliers + score``,
+        the others keep their relative order with scores below the lowest verified one.
+    """
+    k = len(inliers)
+    idx, sc = indices.copy(), scores.astype(np.float64).copy()
+    head_i, head_s = idx[:k], sc[:k]
+    valid = head_i >= 0
+    ok = valid & (inliers >= min_inliers)
+    new = np.where(ok, inliers + head_s, head_s)
+    ver = np.flatnonzero(ok)
+    ver = ver[np.lexsort((ver, -new[ver]))]
+    rest = np.flatnonzero(~ok & valid)
+    pads = np.flatnonzero(~valid)
+    order = np.concatenate([ver, rest, pads])
+    out_i = head_i[order]
+    out_s = new[order]
+    if ver.size and rest.size:
+        # keep the list monotone: unverified entries sit below the lowest verified score
+        floor = new[ver].min()
+        shift = max(0.0, new[rest].max() - floor + 1e-3)
+        out_s[ver.size:ver.size + rest.size] -= shift
+    idx[:k], sc[:k] = out_i, out_s
+    if k < len(sc) and k and (idx[k:] >= 0).any():
+        tail = sc[k:]
+        low = sc[:k][idx[:k] >= 0].min() if (idx[:k] >= 0).any() else np.inf
+        if np.isfinite(low) and tail.max() > low:
+            sc[k:] = tail - (tail.max() - low + 1e-3)
+    return idx, sc.astype(np.float32)
+
+
+def verify_ranks(
+    ranks: str | os.PathLike,
+    queries_locals: str | os.PathLike,
+    database_locals: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    params: VerifyParams | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Spatially verify the top ``top_k`` of every query in a ranks file and write the re-ranked ranks file.
+
+    Query and database names of the ranks file are looked up in the locals files (which may hold more
+    images); a query without local features keeps its original list.
+    """
+    from retrievalkit.io.locals import read_locals
+    from retrievalkit.io.ranks import Ranks, read_ranks, write_ranks
+    from retrievalkit.verify.geometry import MIN_MATCHES
+
+    p = params or VerifyParams()
+    if p.method not in MIN_MATCHES:
+        raise UsageError(f"--method {p.method!r}: expected one of {', '.join(MIN_MATCHES)}")
+    if top_k < 1:
+        raise UsageError(f"--top-k {top_k}: must be at least 1")
+    if p.min_inliers < 1:
+        raise UsageError(f"--min-inliers {p.min_inliers}: must be at least 1")
+    r = read_ranks(ranks)
+    ql = read_locals(queries_locals)
+    dl = read_locals(database_locals)
+    kind_q, kind_d = ql.config.get("method"), dl.config.get("method")
+    if kind_q != kind_d or ql.dim != dl.dim or ql.config.get("pca") != dl.config.get("pca"):
+        raise BadInputError(f"{queries_locals}: {kind_q} {ql.dim}-d locals cannot be matched with {kind_d} "
+                            f"{dl.dim}-d locals of {database_locals} (or another PCA); extract both alike")
+    qpos = {n: i for i, n in enumerate(ql.names)}
+    dpos = {n: i for i, n in enumerate(dl.names)}
+    miss_q = [n for n in r.query_names if n not in qpos]
+    if miss_q:
+        raise BadInputError(f"{queries_locals}: no local features for {len(miss_q)} queries of {ranks} "
+                            f"(e.g. {miss_q[0]!r}); extract locals for the same queries")
+    miss_d = sorted({r.db_names[j] for j in np.unique(r.indices[:, :top_k]) if j >= 0} - set(dpos))
+    if miss_d:
+        raise BadInputError(f"{database_locals}: no local features for {len(miss_d)} shortlisted database images "
+                            f"(e.g. {miss_d[0]!r}); extract locals for the whole database")
+    k = min(top_k, r.indices.shape[1])
+    out_i = r.indices.copy()
+    out_s = r.scores.copy()
+    inl = np.zeros((len(r.query_names), k), np.int32)
+    for qi, qn in enumerate(r.query_names):
+        kq, dq = ql.image(qpos[qn])
+        if dq.shape[0]:
+            for j in range(k):
+                di = int(r.indices[qi, j])
+                if di < 0:
+                    break
+                kd, dd = dl.image(dpos[r.db_names[di]])
+                inl[qi, j] = count_inliers(kq, dq, kd, dd, p, kind_q or "sift")
+        out_i[qi], out_s[qi] = rerank_shortlist(r.indices[qi], r.scores[qi], inl[qi], p.min_inliers)
+        if progress:
+            progress(1)
+    config = {**{f"input_{a}": b for a, b in r.config.items() if a in ("method",)}, "verified": True,
+              "top_k": int(k), "geometry": p.method, "ratio": resolve_params(p, kind_q or "sift")[0],
+              "mutual": p.mutual, "threshold": p.threshold, "min_inliers": int(p.min_inliers),
+              "locals_method": kind_q, "ranks_config": r.config,
+              "verified_pairs": int((inl >= p.min_inliers).sum())}
+    return write_ranks(output, Ranks(r.query_names, r.db_names, out_i, out_s, config),
+                       inputs={"ranks": str(ranks), "queries_locals": str(queries_locals),
+                               "database_locals": str(database_locals)})
+
+
+__all__ = ["DEFAULT_TOP_K", "DEFAULT_MIN_INLIERS", "VerifyParams", "resolve_params", "count_inliers",
+           "rerank_shortlist", "verify_ranks"]

@@ -1,0 +1,106 @@
+"""Stage functions of ``rkit whiten``: learn a whitening from a features file, apply one to a features file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.images.discover import strip_extension
+from retrievalkit.io.features import Features, read_features, write_features
+from retrievalkit.io.tuples import Tuples, read_tuples
+from retrievalkit.whiten.core import apply_whitening, learned_whitening, pca_whitening
+from retrievalkit.whiten.whitening_file import Whitening, read_whitening, write_whitening
+
+METHODS = ("pca", "learned")
+
+
+def _single_vector(feats: Features) -> None:
+    if feats.image_index is not None:
+        raise BadInputError(f"{feats.path}: holds several vectors per image (regions); whitening needs one "
+                            "global vector per image (extract without --regions)")
+
+
+def match_names(feat_names: list[str], feat_root: str | None, names: list[str], root: str | None) -> np.ndarray:
+    """Row of the features file for each of ``names`` (-1 when absent).
+
+    Names are matched, in this order, by absolute path (when both image roots are known), by name, and by
+    name without its image extension (ground-truth style names).
+    """
+    out = np.full(len(names), -1, np.int64)
+    by_abs: dict[str, int] = {}
+    if feat_root and root:
+        by_abs = {os.path.normpath(os.path.join(feat_root, n)): i for i, n in enumerate(feat_names)}
+    by_name = {n: i for i, n in enumerate(feat_names)}
+    by_stem = {strip_extension(n): i for i, n in enumerate(feat_names)}
+    for j, n in enumerate(names):
+        i = by_abs.get(os.path.normpath(os.path.join(root, n))) if by_abs else None
+        if i is None:
+            i = by_name.get(n)
+        if i is None:
+            i = by_stem.get(strip_extension(n))
+        if i is not None:
+            out[j] = i
+    return out
+
+
+def _pairs_in_features(feats: Features, tup: Tuples) -> tuple[np.ndarray, np.ndarray]:
+    rows = match_names(feats.names, feats.config.get("image_root"), tup.names, tup.image_root)
+    q, p = rows[tup.qidx], rows[tup.pidx]
+    missing = sorted({tup.names[i] for i in np.concatenate([tup.qidx[q < 0], tup.pidx[p < 0]])})
+    if missing:
+        raise BadInputError(
+            f"{feats.path}: {len(missing)} image(s) of the pairs in {tup.path} have no vector (e.g. {missing[0]!r}, "
+            f"image root {tup.image_root!r}); extract features of the tuples' images (rkit extract "
+            f"{tup.image_root or 'IMAGE_ROOT'} ...)")
+    return q, p
+
+
+def learn_whitening(features: str | os.PathLike, output: str | os.PathLike, method: str = "pca",
+                    tuples: str | os.PathLike | None = None, dim: int | None = None, shrinkage: float = 0.0,
+                    power: float = 0.5) -> Path:
+    """Learn a PCA (``method='pca'``) or learned (``'learned'``, needs ``tuples``) whitening; write ``output``."""
+    method = method.lower()
+    if method not in METHODS:
+        raise UsageError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
+    feats = read_features(features)
+    _single_vector(feats)
+    config = {"method": method, "dim_in": feats.dim, "shrinkage": shrinkage, "features": str(features),
+              "model": feats.config.get("model"), "size": feats.config.get("size")}
+    inputs = {"features": str(features)}
+    if method == "pca":
+        if tuples is not None:
+            raise UsageError("--tuples is only used by --method learned")
+        m, P = pca_whitening(feats.vectors, dim, shrinkage=shrinkage, power=power)
+        config.update(power=power, vectors=len(feats.names))
+    else:
+        if tuples is None:
+            raise UsageError("--method learned needs --tuples TUPLES.h5 (its query/positive pairs)")
+        tup = read_tuples(tuples)
+        q, p = _pairs_in_features(feats, tup)
+        m, P = learned_whitening(feats.vectors, q, p, dim, shrinkage=shrinkage)
+        config.update(tuples=str(tuples), pairs=int(len(q)))
+        inputs["tuples"] = str(tuples)
+    config["dim"] = int(P.shape[0])
+    return write_whitening(output, Whitening(m, P, method, config), inputs)
+
+
+def apply_whitening_file(features: str | os.PathLike, whitening: str | os.PathLike, output: str | os.PathLike,
+                         dim: int | None = None) -> Path:
+    """Whiten (and re-L2-normalise) every vector of ``features``; keep the first ``dim`` rows of P when given."""
+    feats = read_features(features)
+    w = read_whitening(whitening)
+    P = w.projection
+    if dim:
+        if dim > P.shape[0]:
+            raise UsageError(f"--dim {dim}: the whitening in {whitening} has only {P.shape[0]} output dimensions")
+        P = P[:dim]
+    if feats.dim != w.dim_in:
+        raise BadInputError(f"{features}: {feats.dim}-d vectors, but {whitening} whitens {w.dim_in}-d vectors; "
+                            "learn the whitening on features of the same model")
+    vectors = apply_whitening(feats.vectors, w.mean, P)
+    config = {**feats.config, "whitening": {"file": str(whitening), "method": w.method, "dim": int(P.shape[0])}}
+    out = Features(feats.names, vectors, config, feats.failed, feats.failed_reason, feats.image_index)
+    return write_features(output, out, inputs={"features": str(features), "whitening": str(whitening)})
