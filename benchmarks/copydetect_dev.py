@@ -116,7 +116,7 @@ def main() -> None:
     print(f"{out[-1][0]:44s} µAP {uap:.4f}  R@P90 {rp:.4f}  ({time.time() - t0:.1f}s)", flush=True)
     # descriptor track: one vector per image (views averaged), normalisation folded into one extra dimension
     for label, q, cfg in (("descriptor track (whitened + norm.)", q1, replace(base, norm_beta=1.0, pca_dim=256)),
-                          ("descriptor track (+ multi-crop mean)", qm,
+                          ("  (descriptor track, mean of the 6 views)", replace(qm, full_view=None),
                            replace(base, norm_beta=1.0, pca_dim=256, query_views="full,center,grid"))):
         xq, xr = descriptor_track(q, r, t, cfg)
         res = evaluate_copy_detection(descriptor_track_predictions(q.ids, xq, r.ids, xr), gt)

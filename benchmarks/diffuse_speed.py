@@ -123,10 +123,14 @@ def main():
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--trunc-n", type=int, default=1000)
     ap.add_argument("--rank", type=int, default=100, help="spectral eigenpairs")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads (1: on a shared, oversubscribed machine spin-waiting threads make "
+                         "torch's element-wise ops ~10x slower; raise it on a dedicated machine)")
     ap.add_argument("--eig-max-n", type=int, default=10000,
                     help="compute eigenpairs (Lanczos, tol 1e-3) up to this N; above, only the online step is timed")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; k={args.k} mutual, gamma=3, "
           f"alpha=0.99, {args.iters} CG iterations, query k={args.query_k}, truncated n={args.trunc_n}, "
           f"spectral rank={args.rank}; {args.queries} queries per batch")

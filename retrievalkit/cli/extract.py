@@ -41,10 +41,25 @@ def extract_cmd(
     upscale: Annotated[bool, typer.Option(help="Also enlarge images smaller than --size.")] = False,
     regions: Annotated[bool, typer.Option(help="Store R-MAC region vectors (several per image) for regional "
                                           "diffusion.")] = False,
+    local: Annotated[bool, typer.Option("--local", help="Extract local features (a locals file) instead: "
+                                        "see --local-method.")] = False,
+    local_method: Annotated[str, typer.Option(help="With --local: deep (strongest CNN activations, HOW) or sift "
+                                              "(RootSIFT).")] = "deep",
+    max_features: Annotated[int, typer.Option(help="With --local: local features kept per image.")] = 1000,
+    local_scales: Annotated[Optional[str], typer.Option(help="With --local deep: comma-separated pyramid scales "
+                                                        "(default 1,0.707,0.5,0.353; HOW: 2,1.414,...,0.25).")] = None,
+    local_layer: Annotated[str, typer.Option(help="With --local deep: head (the model's output map) or s16 "
+                                             "(efficientnet-lite0 stride-16 expansion layer).")] = "head",
+    pca: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="With --local deep: reuse the "
+                                                "PCA-whitening of this (database) locals file; default: learn "
+                                                "one on this run's images.")] = None,
+    pca_dim: Annotated[int, typer.Option(help="With --local deep: PCA-whitened dimension (0: no PCA).")] = 128,
 ):
-    """Extract one global descriptor per image (CNN backbone + MAC/SPoC/GeM/R-MAC pooling, multi-scale).
+    """Extract one global descriptor per image (CNN backbone + MAC/SPoC/GeM/R-MAC pooling, multi-scale), or
+    with --local a variable number of local features per image (deep activations or RootSIFT).
 
     Example: rkit extract photos/ -o feats.h5 --scales 1,0.7071,0.5
+    Example: rkit extract photos/ --local --local-method sift --size 1024 -o db.loc.h5
     """
     from retrievalkit.extract.global_desc import extract_global
     from retrievalkit.extract.inputs import resolve_inputs
@@ -61,6 +76,20 @@ def extract_cmd(
         failures.append(name)
         err_console.print(f"[yellow]warning:[/] {images / name}: {reason}; skipped (recorded in the output)")
 
+    if local:
+        from retrievalkit.extract.local_desc import DEFAULT_SCALES, extract_local
+
+        lsc = parse_floats(local_scales, "--local-scales") or list(DEFAULT_SCALES)
+        with progress_bar("extract --local", e - s) as adv:
+            out = extract_local(
+                images, output, method=local_method, model=model, weights=str(weights) if weights else None,
+                layer=local_layer, size=size or None, scales=lsc, max_features=max_features, pca=pca,
+                pca_dim=pca_dim, gnd=gnd, split=split, use_boxes=not no_boxes, list_file=list_file, shard=sh,
+                device=dev, half=half, progress=adv, on_failure=on_failure)
+        if failures:
+            info(f"[yellow]{len(failures)} image(s) could not be read[/]; see the 'failed' list in {out}")
+        echo_path(out)
+        return
     with progress_bar("extract", e - s) as adv:
         out = extract_global(
             images, output, model=model, weights=str(weights) if weights else None, pooling=pooling, p=p,

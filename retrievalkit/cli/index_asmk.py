@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,15 +15,15 @@ def asmk_cmd(
     database: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Database locals (rkit extract "
                                              "--local).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="ASMK index file to write (.h5).")],
-    codebook_size: Annotated[Optional[int], typer.Option(help="Visual words (k-means). Default: a power of two "
+    codebook_size: Annotated[int | None, typer.Option(help="Visual words (k-means). Default: a power of two "
                                                          "near descriptors/256, 256..65536.")] = None,
-    codebook: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Reuse the codebook of "
+    codebook: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Reuse the codebook of "
                                                      "this ASMK index (needed with --shard).")] = None,
-    train: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Locals to train the "
+    train: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Locals to train the "
                                                   "codebook on (default: the database).")] = None,
     ma: Annotated[int, typer.Option(help="Multiple assignment: words per database descriptor.")] = 1,
     chunk: Annotated[int, typer.Option(help="Database images added at a time (bounds memory).")] = 500,
-    shard: Annotated[Optional[str], typer.Option(help="Index only block I of N (I/N); search all shards "
+    shard: Annotated[str | None, typer.Option(help="Index only block I of N (I/N); search all shards "
                                                  "together.")] = None,
     niter: Annotated[int, typer.Option(help="k-means iterations.")] = 10,
     seed: Annotated[int, typer.Option(help="k-means seed.")] = 0,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         gamma: Annotated[float, typer.Option(help="Affinity exponent: similarity**gamma.")] = 3.0,
         alpha: Annotated[float, typer.Option(help="Diffusion alpha in (0, 1).")] = 0.99,
         iters: Annotated[int, typer.Option(help="Conjugate-gradient iterations.")] = 20,
-        graph_k: Annotated[Optional[int], typer.Option(help="Use only the first k neighbours of the graph.")]
+        graph_k: Annotated[int | None, typer.Option(help="Use only the first k neighbours of the graph.")]
         = None,
         mutual: Annotated[bool, typer.Option(help="Keep only mutual kNN edges.")] = False,
         batch: Annotated[int, typer.Option(help="Anchors per diffusion solve.")] = 256,

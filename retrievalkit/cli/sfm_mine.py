@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
                                                help="Folder of scene sub-folders, or a flat folder of photos "
                                                     "(split into clusters by global descriptors).")],
         output: Annotated[Path, typer.Option("-o", "--output", help="Tuples file to write (tuples.h5).")],
-        models_dir: Annotated[Optional[Path], typer.Option(
+        models_dir: Annotated[Path | None, typer.Option(
             help="Where the SfM models are kept; a rerun reuses finished scenes. "
                  "Default: <output stem>-models next to the output.")] = None,
         positive: Annotated[str, typer.Option(
@@ -63,12 +63,18 @@ def register(app: typer.Typer) -> None:
         matcher: Annotated[str, typer.Option(help="exhaustive (all pairs) or sequential (videos).")] = "exhaustive",
         overlap: Annotated[int, typer.Option(help="Sequential matcher: neighbours per image.")] = 10,
         min_model_size: Annotated[int, typer.Option(help="Smallest model (images) kept.")] = 3,
+        relaxed_init: Annotated[bool, typer.Option(
+            "--relaxed-init/--strict-init",
+            help="Accept initial pairs with forward motion and a 4° triangulation angle (COLMAP's strict "
+                 "default: 16°); street walks need it.")] = True,
+        mapper_trials: Annotated[int, typer.Option(
+            help="Mapping runs (next seed each) while fewer than half of a scene's images register.")] = 3,
         threads: Annotated[int, typer.Option(help="CPU threads for COLMAP.")] = 2,
         timeout: Annotated[float, typer.Option(
             help="Seconds one scene may take (0: no limit); a scene over the limit is skipped.")] = 0.0,
         retry_failed: Annotated[bool, typer.Option(
             help="Reconstruct again the scenes that failed in an earlier run.")] = False,
-        features: Annotated[Optional[Path], typer.Option(
+        features: Annotated[Path | None, typer.Option(
             exists=True, dir_okay=False,
             help="Global descriptors of the images (flat-folder clustering and --positive closest); "
                  "extracted with --model when absent.")] = None,
@@ -77,7 +83,7 @@ def register(app: typer.Typer) -> None:
         size: Annotated[int, typer.Option(help="Image size for those descriptors.")] = 512,
         cluster_k: Annotated[int, typer.Option(help="Flat folder: neighbours in the kNN graph.")] = 5,
         cluster_threshold: Annotated[float, typer.Option(
-            help="Flat folder: smallest descriptor similarity of a kept (mutual) kNN edge.")] = 0.5,
+            help="Flat folder: smallest descriptor similarity of a kept (mutual) kNN edge.")] = 0.65,
         seed: Annotated[int, typer.Option(help="Random seed (positives, negatives, mapper).")] = 0,
         device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N] (descriptor extraction).")] = "auto",
     ):
@@ -94,7 +100,9 @@ def register(app: typer.Typer) -> None:
         from retrievalkit.mining.sfm import sfm_mine
 
         opts = SfmOptions(max_image_size=max_image_size, max_features=max_features, matcher=matcher,
-                          overlap=overlap, min_model_size=min_model_size, threads=threads, seed=seed,
+                          overlap=overlap, min_model_size=min_model_size, relaxed_init=relaxed_init,
+                          mapper_trials=mapper_trials,
+                          threads=threads, seed=seed,
                           timeout=timeout).check()
         dev = resolve_device(device)
         reports = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,11 +22,11 @@ def verify_cmd(
     top_k: Annotated[int, typer.Option(help="Shortlist length verified per query.")] = 100,
     method: Annotated[str, typer.Option(help="Geometric model: homography, affine or fundamental.")]
     = "homography",
-    ratio: Annotated[Optional[float], typer.Option(help="Lowe ratio test (0: off). Default: 0.8 for SIFT, off "
+    ratio: Annotated[float | None, typer.Option(help="Lowe ratio test (0: off). Default: 0.8 for SIFT, off "
                                                    "for deep locals.")] = None,
     no_mutual: Annotated[bool, typer.Option("--no-mutual", help="Do not require mutual nearest neighbours.")]
     = False,
-    threshold: Annotated[Optional[float], typer.Option(help="RANSAC inlier threshold in pixels of the original "
+    threshold: Annotated[float | None, typer.Option(help="RANSAC inlier threshold in pixels of the original "
                                                        "images. Default: 8 for SIFT; deep: half the median "
                                                        "feature cell (at least 8).")] = None,
     min_inliers: Annotated[int, typer.Option(help="Inliers needed to count an image as verified.")] = 10,

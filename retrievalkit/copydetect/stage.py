@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrievalkit.copydetect.crops import COMBINE, combine_mean, describe_views, parse_views
+from retrievalkit.copydetect.crops import COMBINE, VIEWS, combine_mean, describe_views, parse_views
 from retrievalkit.copydetect.normalize import STATS, augment_for_l2, background_similarity, normalized_search
 from retrievalkit.copydetect.pca import PCAWhitening, fit_pca_whitening
 from retrievalkit.copydetect.submission import (
@@ -99,7 +99,8 @@ class Side:
     """One side of the problem (queries, references or training): ids and descriptor rows.
 
     ``vectors`` (M, D) rows belong to image ``owner[m]``; ``paths`` are the image files (None when the side came
-    from a features file whose images cannot be found).
+    from a features file whose images cannot be found); ``full_view``: which of an image's rows is the whole
+    image (None: unknown, e.g. several rows from a features file).
     """
 
     ids: list[str]
@@ -107,6 +108,19 @@ class Side:
     owner: np.ndarray
     paths: list[Path] | None
     source: str
+    full_view: int | None = 0
+
+    def one_per_image(self) -> np.ndarray:
+        """(N, D): the whole-image row of each image when known, else the normalised mean of its rows."""
+        n = len(self.ids)
+        if self.vectors.shape[0] == n:
+            return self.vectors
+        if self.full_view is not None:
+            counts = np.bincount(self.owner, minlength=n)
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            if np.all(counts > self.full_view) and np.all(np.diff(self.owner) >= 0):
+                return self.vectors[starts + self.full_view]
+        return combine_mean(self.vectors, self.owner, n)
 
 
 # ---------------------------------------------------------------------------------------------------- core
@@ -185,11 +199,12 @@ def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig,
 
 
 def descriptor_track(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig) -> tuple[np.ndarray, np.ndarray]:
-    """One ≤ 256-d descriptor per query and reference, normalisation folded into an extra query dimension."""
-    xq = q.vectors
-    nq = len(q.ids)
-    if xq.shape[0] != nq:
-        xq = combine_mean(xq, q.owner, nq)
+    """One ≤ 256-d descriptor per query and reference, normalisation folded into an extra query dimension.
+
+    The challenge allows one vector per image: a query described by several views contributes its whole-image
+    view (averaging crops dilutes it), or the mean of its rows when no whole-image row is known.
+    """
+    xq = q.one_per_image()
     if r.vectors.shape[0] != len(r.ids):
         raise BadInputError(f"{r.source}: several vectors per reference; the descriptor track needs one per image")
     xr = r.vectors
@@ -238,7 +253,9 @@ def load_side(path: str | os.PathLike, what: str, cfg: CopyDetectConfig, nets: _
         if failed:
             n, why = failed[0]
             raise BadInputError(f"{path / n}: {why}; remove or replace it ({len(failed)} unreadable in {path})")
-        return Side(ids, x, owner, [path / n for n in names], str(path))
+        boxes = parse_views(views)
+        full = boxes.index(VIEWS["full"][0]) if VIEWS["full"][0] in boxes else None
+        return Side(ids, x, owner, [path / n for n in names], str(path), full)
     if path.is_file():
         from retrievalkit.io.features import read_features
 
@@ -249,7 +266,7 @@ def load_side(path: str | os.PathLike, what: str, cfg: CopyDetectConfig, nets: _
         owner = f.image_index if f.image_index is not None else np.arange(len(f.names))
         root = f.config.get("image_root")
         paths = [Path(root) / n for n in f.names] if root and Path(root).is_dir() else None
-        return Side(ids, f.vectors, owner, paths, str(path))
+        return Side(ids, f.vectors, owner, paths, str(path), None if f.image_index is not None else 0)
     raise BadInputError(f"{path}: no such folder or features file; give a folder of {what} images or a feats.h5")
 
 

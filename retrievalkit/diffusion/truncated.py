@@ -63,7 +63,7 @@ def truncated_solve(W: sp.csr_matrix, cand: np.ndarray, y_local: np.ndarray, alp
     S = normalize_symmetric(subgraph_blocks(W, cand))  # block-wise degrees: each subgraph renormalised
     y = np.ascontiguousarray(y_local, dtype=np.float32)
     dtype = torch.float64 if y.dtype == np.float64 else torch.float32
-    op = sparse_operator(S, device, dtype)
+    op = sparse_operator(S, device, dtype, reorder=False)  # blocks are already local
 
     def matvec(P):  # P (n, B): column b lives in block b
         return op(P.T.reshape(-1, 1)).reshape(B, n).T

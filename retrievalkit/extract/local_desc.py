@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -35,10 +35,12 @@ from retrievalkit.io.locals import Locals, pack_locals, validate_locals
 METHODS = ("deep", "sift")
 #: HOW's scale pyramid; on a CPU use a shorter one (see docs/local.md)
 HOW_SCALES = (2.0, 1.414, 1.0, 0.707, 0.5, 0.353, 0.25)
-DEFAULT_SCALES = (1.414, 1.0, 0.707, 0.5, 0.353)
+DEFAULT_SCALES = (1.0, 0.707, 0.5, 0.353)
 #: backbone layers for deep locals: 'head' (the network's own output map) or, for EfficientNet-Lite0,
 #: 's16' (the 672-channel expansion of block 11, stride 16: finer positions, as HOW's ResNet conv4)
 LAYERS = ("head", "s16")
+#: pyramid levels whose shorter side falls below this (pixels) are skipped
+MIN_SIDE = 96
 
 
 # ----------------------------------------------------------------------------------------- deep: the core
@@ -115,11 +117,14 @@ def deep_locals(net: torch.nn.Module, x: torch.Tensor, scales: Sequence[float], 
     """
     fmaps, strides = [], []
     h0, w0 = x.shape[-2:]
+    scales = [float(s) for s in scales]
+    if scales and min(h0, w0) * max(scales) < MIN_SIDE:
+        scales = [(MIN_SIDE + 0.5) / min(h0, w0)]  # a tiny image: one level, enlarged to the smallest usable size
     with torch.inference_mode():
         for s in scales:
-            xs = x if s == 1 else F.interpolate(x, scale_factor=float(s), mode="bilinear", align_corners=False)
-            if min(xs.shape[-2:]) < 16:
-                continue
+            xs = x if s == 1 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
+            if min(xs.shape[-2:]) < MIN_SIDE:
+                continue  # too small for the backbone's kernels at its deepest layers
             fm = net(xs)[0]
             fmaps.append(fm)
             # pixels of x per cell (average over both axes; maps may be rounded up)

@@ -3,6 +3,7 @@
 Everything a reconstruction produces lives in its work folder::
 
     WORK/database.db      COLMAP database (features, matches)
+    WORK/database.json    the settings the database was made with (a matching database is reused)
     WORK/sparse/<i>/      the models (COLMAP binary format; open with pycolmap.Reconstruction or the COLMAP GUI)
     WORK/colmap.log       COLMAP's log
     WORK/status.json      written last: state (done | failed), reason, settings, image names, models
@@ -42,6 +43,10 @@ class SfmOptions:
         overlap: neighbours per image for the sequential matcher.
         min_model_size: smallest model (registered images) kept.
         min_num_matches: verified matches for two images to count as connected.
+        relaxed_init: accept initial pairs with forward motion and a 4° (not 16°) triangulation angle;
+            street sequences walked along the camera axis (scenes-dev/lund) need it.
+        mapper_trials: incremental mapping runs (next seed each) while fewer than half the images register;
+            the run registering the most is kept.
         threads: CPU threads COLMAP may use.
         seed: random seed of the mapper.
         timeout: seconds one collection may take (0: no limit); a collection over the limit fails.
@@ -53,6 +58,8 @@ class SfmOptions:
     overlap: int = 10
     min_model_size: int = 3
     min_num_matches: int = 15
+    relaxed_init: bool = True
+    mapper_trials: int = 3
     threads: int = 2
     seed: int = 0
     timeout: float = 0.0
@@ -66,9 +73,15 @@ class SfmOptions:
             raise UsageError(f"--max-features {self.max_features}: use at least 64")
         if self.min_model_size < 2:
             raise UsageError(f"--min-model-size {self.min_model_size}: a model needs at least 2 images")
+        if self.mapper_trials < 1:
+            raise UsageError(f"--mapper-trials {self.mapper_trials}: must be at least 1")
         if self.threads < 1:
             raise UsageError(f"--threads {self.threads}: must be at least 1")
         return self
+
+    def database_key(self) -> dict:
+        """The settings the features and matches depend on (a kept database is reused when they match)."""
+        return {k: getattr(self, k) for k in ("max_image_size", "max_features", "matcher", "overlap")}
 
     def key(self) -> dict:
         """The settings a finished reconstruction must match to be reused."""
@@ -110,17 +123,42 @@ def _write_status(work_dir: Path, status: dict) -> None:
     os.replace(tmp, work_dir / STATUS)
 
 
+def _features_and_matches(pycolmap, db: Path, image_dir, names: list[str], options: SfmOptions) -> None:
+    ext = pycolmap.FeatureExtractionOptions()
+    ext.max_image_size = options.max_image_size
+    ext.num_threads = options.threads
+    ext.sift.max_num_features = options.max_features
+    pycolmap.extract_features(db, image_dir, image_names=list(names), camera_mode=pycolmap.CameraMode.AUTO,
+                              extraction_options=ext, device=pycolmap.Device.cpu)
+    mopt = pycolmap.FeatureMatchingOptions()
+    mopt.num_threads = options.threads
+    if options.matcher == "exhaustive":
+        pycolmap.match_exhaustive(db, matching_options=mopt, device=pycolmap.Device.cpu)
+    else:
+        popt = pycolmap.SequentialPairingOptions()
+        popt.overlap = options.overlap
+        pycolmap.match_sequential(db, matching_options=mopt, pairing_options=popt, device=pycolmap.Device.cpu)
+
+
 def reconstruct(image_dir: str | os.PathLike, names: list[str], work_dir: str | os.PathLike,
                 options: SfmOptions) -> dict:
     """Reconstruct ``names`` (relative to ``image_dir``) into ``work_dir`` in this process; return the status.
 
-    A collection that yields no model is a ``failed`` status (with the reason), not an exception.
+    A collection that yields no model is a ``failed`` status (with the reason), not an exception. The
+    database of an earlier run is reused when it holds the same images with the same feature and matching
+    settings (then only the mapping is redone).
     """
     pycolmap = import_pycolmap()
     options.check()
     work_dir = Path(work_dir)
     t0 = time.time()
-    for stale in ("database.db", "sparse", STATUS):
+    db_key = {**options.database_key(), "names_sha1": _names_digest(names)}
+    try:
+        reuse_db = json.loads((work_dir / "database.json").read_text()) == db_key
+    except (OSError, ValueError):
+        reuse_db = False
+    stale_files = ("sparse", STATUS) if reuse_db else ("database.db", "database.json", "sparse", STATUS)
+    for stale in stale_files:
         p = work_dir / stale
         if p.is_dir():
             shutil.rmtree(p)
@@ -128,34 +166,40 @@ def reconstruct(image_dir: str | os.PathLike, names: list[str], work_dir: str | 
             p.unlink()
     work_dir.mkdir(parents=True, exist_ok=True)
     status = {"state": "failed", "reason": "", "options": options.key(), "names_sha1": _names_digest(names),
-              "images": len(names), "models": []}
+              "images": len(names), "models": [], "database_reused": reuse_db}
     db = work_dir / "database.db"
     try:
         pycolmap.set_random_seed(options.seed)
-        ext = pycolmap.FeatureExtractionOptions()
-        ext.max_image_size = options.max_image_size
-        ext.num_threads = options.threads
-        ext.sift.max_num_features = options.max_features
-        pycolmap.extract_features(db, image_dir, image_names=list(names), camera_mode=pycolmap.CameraMode.AUTO,
-                                  extraction_options=ext, device=pycolmap.Device.cpu)
-        mopt = pycolmap.FeatureMatchingOptions()
-        mopt.num_threads = options.threads
-        if options.matcher == "exhaustive":
-            pycolmap.match_exhaustive(db, matching_options=mopt, device=pycolmap.Device.cpu)
-        else:
-            popt = pycolmap.SequentialPairingOptions()
-            popt.overlap = options.overlap
-            pycolmap.match_sequential(db, matching_options=mopt, pairing_options=popt,
-                                      device=pycolmap.Device.cpu)
+        if not reuse_db:
+            _features_and_matches(pycolmap, db, image_dir, names, options)
+            (work_dir / "database.json").write_text(json.dumps(db_key))
         mp = pycolmap.IncrementalPipelineOptions()
         mp.num_threads = options.threads
         mp.min_model_size = options.min_model_size
         mp.min_num_matches = options.min_num_matches
         mp.extract_colors = False
         mp.multiple_models = True
-        mp.random_seed = options.seed
+        if options.relaxed_init:
+            mp.mapper.init_min_tri_angle = 4.0
+            mp.mapper.init_max_forward_motion = 0.99
+        # Incremental mapping depends on its random initial pair: when a try registers less than half of
+        # the images, try again with the next seed (mapping is cheap next to features and matching).
+        recs, best = {}, -1
+        for trial in range(options.mapper_trials):
+            mp.random_seed = options.seed + trial
+            pycolmap.set_random_seed(options.seed + trial)
+            out = work_dir / f"sparse.try{trial}"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            got = pycolmap.incremental_mapping(db, image_dir, out, options=mp)
+            shutil.rmtree(out, ignore_errors=True)
+            reg = len({im.name for r in got.values() for im in r.images.values() if im.has_pose})
+            if reg > best:
+                recs, best = got, reg
+            if 2 * best >= len(names):
+                break
+        status["mapper_trials"] = trial + 1
         (work_dir / "sparse").mkdir()
-        recs = pycolmap.incremental_mapping(db, image_dir, work_dir / "sparse", options=mp)
     except Exception as e:  # COLMAP raises plain RuntimeErrors / ValueErrors
         status["reason"] = f"COLMAP failed: {e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         status["seconds"] = round(time.time() - t0, 2)

@@ -18,9 +18,9 @@ random images outside the top-``k_neg`` Euclidean neighbours.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -151,10 +151,10 @@ def mine_manifold(vectors: np.ndarray, indices: np.ndarray, scores: np.ndarray, 
     kmax = min(max(k_pos, k_neg) + 1, n)
     for s in range(0, len(anchors), max(1, batch)):
         a = anchors[s:s + batch]
-        _, I = search_ip(xb[a], xb, kmax)
+        _, nbr = search_ip(xb[a], xb, kmax)
         eu = np.full((len(a), kmax - 1), -1, np.int64)
         for r in range(len(a)):  # drop the anchor itself from its Euclidean list
-            row = I[r][I[r] != a[r]][:kmax - 1]
+            row = nbr[r][nbr[r] != a[r]][:kmax - 1]
             eu[r, :row.size] = row
         if method == "manifold":
             F = manifold_similarity(S, a, alpha=alpha, iters=iters, device=device)

@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -103,7 +103,7 @@ def sfm_mine(
     model: str = "efficientnet-lite0",
     size: int = 512,
     cluster_k: int = 5,
-    cluster_threshold: float = 0.5,
+    cluster_threshold: float = 0.65,
     retry_failed: bool = False,
     device: str = "cpu",
     on_start: Callable[[str], None] | None = None,
@@ -183,19 +183,26 @@ def sfm_mine(
             next_id += 1
         else:
             first_id = next_id
+            seen = np.zeros(0, np.int64)
             for m in status["models"]:
                 obs = read_model(work / m["dir"])
                 midx = np.array([index[f"{col.prefix}{n}"] for n in obs.names], np.int64)
-                cid = next_id
-                next_id += 1
-                cluster_scene.append(col.name)
+                known = cluster[midx][cluster[midx] >= 0]
+                if known.size:  # COLMAP models may overlap: images they share make them one cluster
+                    cid = int(known[0])
+                    cluster[np.isin(cluster, known)] = cid
+                else:
+                    cid = next_id
+                    next_id += 1
+                    cluster_scene.append(col.name)
+                    rep.models += 1
                 cluster[midx] = cid
                 q, p = mine_model_pairs(obs, positive, per_query, min_overlap, max_scale, min_shared,
                                         descriptors=None if desc is None else desc[midx], rng=rng)
                 qs.append(midx[q])
                 ps.append(midx[p])
-                rep.models += 1
-                rep.registered += len(obs)
+                rep.registered += len(np.setdiff1d(midx, seen))
+                seen = np.union1d(seen, midx)
                 rep.tuples += len(q)
             left = gidx[cluster[gidx] < 0]
             cluster[left] = first_id

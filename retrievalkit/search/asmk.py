@@ -17,8 +17,8 @@ faiss is used for k-means and assignment (faiss is imported only under ``retriev
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -33,7 +33,8 @@ DEFAULT_MA_QUERY = 5
 
 # --------------------------------------------------------------------------------------------- codebook
 def auto_codebook_size(n_descriptors: int) -> int:
-    """A codebook size for ``n_descriptors``: a power of two near n/256 (about as Oxford5k with 65k words), in [256, 65536]."""
+    """A codebook size for ``n_descriptors``: a power of two near n/256 (Oxford5k with 65k words has about
+    that ratio), clipped to [256, 65536]."""
     if n_descriptors <= 0:
         return 256
     k = 2 ** int(round(np.log2(max(n_descriptors / 256.0, 1.0))))
@@ -55,7 +56,8 @@ def train_codebook(x: np.ndarray, k: int, niter: int = 10, seed: int = 0, max_po
     if x.shape[0] > max_points_per_word * k:
         x = x[np.sort(rng.choice(x.shape[0], max_points_per_word * k, replace=False))]
     km = faiss.Kmeans(x.shape[1], int(k), niter=int(niter), seed=int(seed), verbose=False,
-                      max_points_per_centroid=max(max_points_per_word, 1), spherical=False)
+                      max_points_per_centroid=max(max_points_per_word, 1), min_points_per_centroid=1,
+                      spherical=False)
     km.train(x)
     return np.ascontiguousarray(km.centroids, dtype=np.float32)
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from retrievalkit.copydetect import (
+    Side,
     aggregate_views,
     augment_for_ip,
     augment_for_l2,
@@ -88,6 +89,14 @@ def test_aggregate_views_takes_max_over_views():
 def test_combine_mean():
     x = np.array([[1, 0], [0, 1], [1, 0]], np.float32)
     np.testing.assert_allclose(combine_mean(x, np.array([0, 0, 1]), 2), [[0.7071068, 0.7071068], [1, 0]], atol=1e-6)
+
+
+def test_one_vector_per_image_for_the_descriptor_track():
+    x = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], np.float32)
+    side = Side(["a", "b"], x, np.array([0, 0, 1, 1]), None, "test", full_view=1)
+    np.testing.assert_array_equal(side.one_per_image(), [[0, 1], [1, 0]])
+    unknown = Side(["a", "b"], x, np.array([0, 0, 1, 1]), None, "test", full_view=None)
+    np.testing.assert_allclose(unknown.one_per_image(), np.full((2, 2), 0.7071068), atol=1e-6)
 
 
 def test_select_matches_limits():

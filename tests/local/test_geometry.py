@@ -61,8 +61,8 @@ def test_root_sift_is_unit_norm_and_hellinger():
     np.testing.assert_allclose(r @ r.T, np.sqrt(p[:, None] * p[None]).sum(-1), rtol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["homography", "affine"])
-def test_ransac_recovers_known_homography_on_warped_photo(method):
+@pytest.fixture(scope="module")
+def photo_sift():
     import cv2
 
     if not PHOTO.exists():
@@ -70,14 +70,21 @@ def test_ransac_recovers_known_homography_on_warped_photo(method):
     from retrievalkit.images import load_image
 
     gray = cv2.cvtColor(load_image(PHOTO), cv2.COLOR_RGB2GRAY)
+    return gray, *sift_features(gray, 1000)
+
+
+@pytest.mark.parametrize("method", ["homography", "affine"])
+def test_ransac_recovers_known_homography_on_warped_photo(photo_sift, method):
+    import cv2
+
+    gray, k1, d1 = photo_sift
     h, w = gray.shape
     if method == "homography":
         H = np.array([[0.9, 0.12, 25.0], [-0.06, 1.05, 12.0], [1.2e-4, -5e-5, 1.0]])
     else:
         H = np.array([[0.8, 0.2, 30.0], [-0.1, 0.9, 20.0], [0.0, 0.0, 1.0]])
     warped = cv2.warpPerspective(gray, H, (w, h))
-    k1, d1 = sift_features(gray, 1500)
-    k2, d2 = sift_features(warped, 1500)
+    k2, d2 = sift_features(warped, 1000)
     m = match_descriptors(d1, d2)
     n, model = verify_pair(k1, k2, m, method=method, ransac_threshold=3.0)
     assert model is not None and n >= 100 and n >= 0.5 * len(m)
@@ -88,10 +95,16 @@ def test_ransac_recovers_known_homography_on_warped_photo(method):
     a, b = grid @ H.T, grid @ model.T
     err = np.linalg.norm(a[:, :2] / a[:, 2:] - b[:, :2] / b[:, 2:], axis=1)
     assert err.max() < 1.5
-    # an unrelated image (flipped upside down) gives no comparable model
-    k3, d3 = sift_features(np.ascontiguousarray(gray[::-1, ::-1].T), 1500)
-    n_bad, _ = verify_pair(k1, k3, match_descriptors(d1, d3), method=method, ransac_threshold=3.0)
-    assert n_bad < n / 5
+
+
+def test_unrelated_views_give_few_inliers(photo_sift):
+    from retrievalkit.images import load_image
+
+    gray, k1, d1 = photo_sift
+    other = load_image(DATA / "demo" / "images" / "et_toy" / "et000.jpg", gray=True)  # another scene
+    k3, d3 = sift_features(other, 1000)
+    n_bad, _ = verify_pair(k1, k3, match_descriptors(d1, d3), ransac_threshold=3.0)
+    assert n_bad < 15
 
 
 def test_rerank_shortlist_moves_verified_first_and_stays_monotone():

@@ -66,16 +66,16 @@ def test_anchors_are_local_maxima():
 
 def test_two_arcs_known_answer():
     x, y = two_arcs()
-    D, I = knn_graph(x, 4)
-    assert (y[I] == y[:, None]).all()  # the graph never links the arcs
+    sims, ids = knn_graph(x, 4)
+    assert (y[ids] == y[:, None]).all()  # the graph never links the arcs
     k = 20
-    mined = mine_manifold(x, I, D, n_anchors=10, k_pos=k, k_neg=k)
+    mined = mine_manifold(x, ids, sims, n_anchors=10, k_pos=k, k_neg=k)
     assert len(mined.anchors) >= 2
     pos, neg = _precision(mined, y)
     assert pos.size > 0 and neg.size > 0
     assert pos.all()  # every hard positive is on the anchor's arc
     assert neg.all()  # every hard negative is on the other arc
-    base = mine_manifold(x, I, D, method="euclidean", n_anchors=10, k_pos=k, k_neg=k)
+    base = mine_manifold(x, ids, sims, method="euclidean", n_anchors=10, k_pos=k, k_neg=k)
     assert base.anchors.tolist() == mined.anchors.tolist()
     bpos, _ = _precision(base, y)
     assert bpos.mean() < 1.0  # plain kNN positives leak onto the other arc
@@ -93,8 +93,8 @@ def test_cli_manifold_mine(tmp_path):
     x, y = two_arcs(n=40, step=0.02, gap=0.12)
     names = [f"arc{c}/{i:03d}.jpg" for i, c in enumerate(y)]
     write_features(tmp_path / "f.h5", Features(names, x, {"image_root": "/photos"}))
-    D, I = knn_graph(x, 4)
-    write_knn(tmp_path / "knn.h5", KnnGraph(names, I, D))
+    sims, ids = knn_graph(x, 4)
+    write_knn(tmp_path / "knn.h5", KnnGraph(names, ids, sims))
     p = _run("manifold-mine", tmp_path / "f.h5", "--graph", tmp_path / "knn.h5", "-o", tmp_path / "t.h5",
              "--anchors", "4", "--k-pos", "10", "--k-neg", "10", "--device", "cpu")
     assert p.returncode == 0, p.stderr
@@ -106,7 +106,7 @@ def test_cli_manifold_mine(tmp_path):
     assert ((y[np.where(neg >= 0, neg, 0)] != y[t.qidx][:, None]) | (neg < 0)).all()
     assert t.config["method"] == "manifold" and len(t.config["anchors"]) <= 4
     # a graph of other images is refused with the documented exit code
-    write_knn(tmp_path / "other.h5", KnnGraph(names[::-1], I, D))
+    write_knn(tmp_path / "other.h5", KnnGraph(names[::-1], ids, sims))
     p = _run("manifold-mine", tmp_path / "f.h5", "--graph", tmp_path / "other.h5", "-o", tmp_path / "u.h5")
     assert p.returncode == 3 and "do not match" in p.stderr
     assert not (tmp_path / "u.h5").exists()

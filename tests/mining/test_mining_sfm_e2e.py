@@ -117,7 +117,7 @@ def test_flat_folder_is_split_into_clusters(tmp_path):
     root = _make(tmp_path / "flat", flat=True, scenes=("kermit", "et"))
     out = tmp_path / "t.h5"
     p = _rkit("sfm-mine", root, "-o", out, "--models-dir", tmp_path / "m", "--negatives", "2",
-              "--size", "320", *SFM_ARGS)
+              "--size", "320", "--cluster-k", "3", *SFM_ARGS)
     assert p.returncode == 0, p.stderr
     t = read_tuples(out)
     scenes = {s["scene"]: s for s in t.config["scenes"]}

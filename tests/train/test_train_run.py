@@ -156,3 +156,18 @@ def test_real_photos_short_run(tmp_path):
                                  "--loss", "recall-k", "--chunk", "4", "--mixup", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert load_model(tmp_path / "m.pt").config["backbone"] == "tiny-cnn"
+
+
+def test_train_with_a_whitening_layer(tmp_path):
+    from retrievalkit.whiten import Whitening, write_whitening
+
+    tup = _synthetic_set(tmp_path / "ims")
+    rng = np.random.default_rng(1)
+    P, m = rng.normal(size=(16, 64)).astype(np.float32) / 8, rng.normal(size=64).astype(np.float32) / 8
+    w = write_whitening(tmp_path / "w.h5", Whitening(m, P, "pca"))
+    out = train(tup, tmp_path / "m.pt", TrainConfig(**CFG, whitening=str(w), epochs=1))
+    net = load_model(out)
+    assert net.dim == 16 and net.config["whitening"] == [16, 64]
+    # the layer started at (P, -P m) and was trained along
+    assert not torch.allclose(net.whiten.weight, torch.from_numpy(P))
+    assert torch.allclose(net.whiten.weight, torch.from_numpy(P), atol=0.05)

@@ -1,0 +1,80 @@
+"""End to end on real photos: rkit extract --local, index asmk, index search-asmk, verify (and a blank query)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from retrievalkit.io.ranks import read_ranks
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DEMO = DATA / "demo" / "images"
+
+pytestmark = pytest.mark.slow
+
+
+def rkit(*args, expect=0):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "retrievalkit", "-q", *map(str, args)], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == expect, r.stderr
+    return r
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    if not DEMO.is_dir():
+        pytest.skip(f"real photos not found at {DEMO} (the shared data folder is absent)")
+    tmp = tmp_path_factory.mktemp("local")
+    db, q = tmp / "db", tmp / "q"
+    for scene, pat in (("et_toy", "et00[0-3].jpg"), ("kermit", "kermit00[0-3].jpg")):
+        (db / scene).mkdir(parents=True)
+        for p in sorted((DEMO / scene).glob(pat)):
+            (db / scene / p.name).write_bytes(p.read_bytes())
+    (q / "et_toy").mkdir(parents=True)
+    (q / "kermit").mkdir(parents=True)
+    (q / "et_toy" / "et008.jpg").write_bytes((DEMO / "et_toy" / "et008.jpg").read_bytes())
+    (q / "kermit" / "kermit010.jpg").write_bytes((DEMO / "kermit" / "kermit010.jpg").read_bytes())
+    cv2.imwrite(str(q / "blank.jpg"), np.full((240, 320, 3), 128, np.uint8))
+    return tmp, db, q
+
+
+def test_sift_asmk_verify_pipeline(folders):
+    tmp, db, q = folders
+    opts = ["--local", "--local-method", "sift", "--size", "320", "--max-features", "300", "--workers", "0"]
+    dbl = rkit("extract", db, *opts, "-o", tmp / "db.loc.h5").stdout.strip()
+    ql = rkit("extract", q, *opts, "-o", tmp / "q.loc.h5").stdout.strip()
+    idx = rkit("index", "asmk", dbl, "-o", tmp / "asmk.h5", "--codebook-size", "64", "--chunk", "3").stdout.strip()
+    ranks = rkit("index", "search-asmk", idx, "-q", ql, "-o", tmp / "ranks.h5", "-k", "8").stdout.strip()
+    r = read_ranks(ranks)
+    assert r.query_names == ["blank.jpg", "et_toy/et008.jpg", "kermit/kermit010.jpg"]
+    assert (r.indices[0] == -1).all()  # the blank query: no features, empty result, no crash
+    for qi, scene in ((1, "et_toy"), (2, "kermit")):
+        assert r.db_names[r.indices[qi, 0]].startswith(scene), (scene, r.db_names[r.indices[qi, 0]])
+    out = rkit("verify", ranks, "--queries-locals", ql, "--database-locals", dbl, "-o", tmp / "v.h5",
+               "--top-k", "8").stdout.strip()
+    v = read_ranks(out)
+    assert (v.indices[0] == -1).all()
+    assert v.config["verified"] and v.config["verified_pairs"] >= 2
+    for qi, scene in ((1, "et_toy"), (2, "kermit")):
+        assert v.db_names[v.indices[qi, 0]].startswith(scene)
+        s = v.scores[qi][v.indices[qi] >= 0]
+        assert np.all(np.diff(s) <= 0)
+    assert sorted(v.indices[1][v.indices[1] >= 0]) == sorted(r.indices[1][r.indices[1] >= 0])
+
+
+def test_mismatched_locals_fail_cleanly(folders):
+    tmp, db, q = folders
+    if not (tmp / "asmk.h5").exists():
+        pytest.skip("needs the pipeline test's outputs")
+    deep = rkit("extract", q, "--local", "--model", "tiny-cnn", "--size", "128", "--local-scales", "1",
+                "--pca-dim", "0", "--workers", "0", "-o", tmp / "q.deep.h5").stdout.strip()
+    r = rkit("index", "search-asmk", tmp / "asmk.h5", "-q", deep, "-o", tmp / "bad.h5", expect=3)
+    assert "error" in r.stderr and "q.deep.h5" in r.stderr
+    assert not (tmp / "bad.h5").exists()
