@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -32,8 +32,16 @@ def _root(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars or tables on stderr.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    threads: Annotated[Optional[int], typer.Option(
+        "--threads", help="CPU threads for torch (default: torch's choice; 1 is fastest on busy machines).")] = None,
 ):
     state.quiet = quiet
+    if threads is not None:
+        if threads < 1:
+            raise typer.BadParameter("must be at least 1", param_hint="--threads")
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _register() -> None:

@@ -127,16 +127,17 @@ def aggregate(x: np.ndarray, words: np.ndarray, image_ids: np.ndarray, codebook:
         width = (x.shape[1] + 7) // 8 if binary else x.shape[1]
         return (np.zeros(0, np.int64), np.zeros(0, np.int64),
                 np.zeros((0, width), np.uint8 if binary else np.float32))
+    from scipy import sparse
+
     ma = words.shape[1]
     rows = np.repeat(np.arange(x.shape[0]), ma)
     wflat = words.reshape(-1)
     key = image_ids[rows] * k + wflat
-    order = np.argsort(key, kind="stable")
-    key_sorted = key[order]
-    starts = np.flatnonzero(np.r_[True, key_sorted[1:] != key_sorted[:-1]])
-    resid = x[rows[order]] - codebook[wflat[order]]
-    sums = np.add.reduceat(resid, starts, axis=0)
-    ukey = key_sorted[starts]
+    ukey, group, count = np.unique(key, return_inverse=True, return_counts=True)
+    # Σ_group (x - c) = Σ_group x - n·c (one word per group); the sum as a sparse (E × M) @ (M × D) product
+    member = sparse.csr_matrix((np.ones(rows.shape[0], np.float32), (group.ravel(), rows)),
+                               shape=(ukey.shape[0], x.shape[0]))
+    sums = np.asarray(member @ x) - count[:, None].astype(np.float32) * codebook[ukey % k]
     if binary:
         codes = pack_bits(sums)
     else:

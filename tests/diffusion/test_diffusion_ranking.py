@@ -9,7 +9,7 @@ import torch
 from conftest import curves, noisy_queries
 
 from retrievalkit.diffusion.qe import alpha_dba, alpha_qe, aqe
-from retrievalkit.diffusion.rank import DiffusionConfig, auto_graph_k, diffusion_ranking, resolve_config
+from retrievalkit.diffusion.rank import DiffusionConfig, auto_fuse, auto_graph_k, diffusion_ranking, resolve_config
 from retrievalkit.diffusion.regions import pool_rows
 from retrievalkit.errors import UsageError
 
@@ -44,7 +44,7 @@ def test_diffusion_beats_plain_search_on_a_manifold():
     xq = noisy_queries(x, qidx, 0.02)
     plain = _mean_ap(diffusion_ranking(x, xq, DiffusionConfig(method="none"))[0], lab, lab[qidx])
     for method in ("cg", "spectral", "truncated"):
-        I, _, _ = diffusion_ranking(x, xq, DiffusionConfig(method=method, graph_k=5))
+        I, _, _ = diffusion_ranking(x, xq, DiffusionConfig(method=method, graph_k=5, fuse=0.0))
         assert _mean_ap(I, lab, lab[qidx]) > plain + 0.02, method
 
 
@@ -115,8 +115,10 @@ def test_regions_one_per_image_equal_global(method):
 
 def test_resolve_config_rules():
     assert auto_graph_k(100) == 5 and auto_graph_k(650) == 6 and auto_graph_k(10**6) == 50
+    assert auto_fuse(650) == 0.9 and auto_fuse(10**5) == 0.0
     cfg = resolve_config(DiffusionConfig(), 650, graph_k_available=4)
-    assert cfg.graph_k == 4
+    assert cfg.graph_k == 4 and cfg.fuse == 0.9
+    assert resolve_config(DiffusionConfig(fuse=0.0), 650).fuse == 0.0
     with pytest.raises(UsageError, match="graph-k"):
         resolve_config(DiffusionConfig(graph_k=60), 650, graph_k_available=50)
     for bad in (dict(alpha=1.0), dict(method="magic"), dict(qe="x"), dict(fuse=2.0), dict(query_k=0),
