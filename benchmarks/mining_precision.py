@@ -3,6 +3,7 @@
 Usage:
     .venv/bin/python benchmarks/mining_precision.py [FEATS.h5] [GND.json] [--graph-k 10] [--anchors 50]
 
+With ``gnd+distractors.json`` each distractor counts as a scene of its own.
 Defaults: the shared landmarks-dev database features (/work/scratch/feats/lm-db.h5) and
 ../shared/data/landmarks-dev/gnd.json, whose ``db_instance`` gives the scene of every database image.
 Positive precision: fraction of (anchor, positive) pairs of the same scene; negative precision: fraction
@@ -51,7 +52,9 @@ def main() -> None:
     feats = read_features(args.features)
     gnd = json.loads(Path(args.gnd).read_text())
     scene_of = {strip_extension(n): s for n, s in zip(gnd["imlist"], gnd["db_instance"])}
-    labels = np.array([scene_of[strip_extension(n)] for n in feats.names])
+    # every distractor is a scene of its own
+    labels = np.array([s if s != "distractor" else f"distractor:{n}"
+                       for n, s in ((n, scene_of[strip_extension(n)]) for n in feats.names)])
     x = feats.vectors
     t0 = time.time()
     sims, ids = knn_graph(x, args.graph_k)

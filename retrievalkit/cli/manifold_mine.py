@@ -60,6 +60,7 @@ def register(app: typer.Typer) -> None:
         from retrievalkit.io.tuples import read_tuples
 
         t = read_tuples(out)
+        width = t.nidx.shape[1] if t.nidx is not None else 0
         info(f"manifold-mine: {found.get('n', 0)} anchors, {len(t)} (anchor, positive) tuples, "
-             f"{int((t.nidx >= 0).sum()) if t.nidx is not None else 0} negatives in all")
+             f"up to {width} negatives per tuple")
         echo_path(out)

@@ -117,7 +117,8 @@ def test_flat_folder_is_split_into_clusters(tmp_path):
     root = _make(tmp_path / "flat", flat=True, scenes=("kermit", "et"))
     out = tmp_path / "t.h5"
     p = _rkit("sfm-mine", root, "-o", out, "--models-dir", tmp_path / "m", "--negatives", "2",
-              "--size", "320", "--cluster-k", "3", *SFM_ARGS)
+              "--size", "320", "--cluster-k", "3", "--positive", "most-shared", "--val-fraction", "0.3",
+              *SFM_ARGS)
     assert p.returncode == 0, p.stderr
     t = read_tuples(out)
     scenes = {s["scene"]: s for s in t.config["scenes"]}
@@ -130,3 +131,8 @@ def test_flat_folder_is_split_into_clusters(tmp_path):
         assert (scene[row] != scene[q]).all()
     for c in np.unique(t.cluster[t.cluster >= 0]):
         assert len(set(scene[t.cluster == c])) == 1
+    assert t.config["positive"] == "most-shared"
+    # held-out pairs: same scene, and their queries are not training queries
+    assert t.val_qidx is not None and t.val_qidx.size > 0
+    assert (scene[t.val_qidx] == scene[t.val_pidx]).all()
+    assert not np.isin(t.val_qidx, t.qidx).any()
