@@ -78,3 +78,19 @@ def test_mismatched_locals_fail_cleanly(folders):
     r = rkit("index", "search-asmk", tmp / "asmk.h5", "-q", deep, "-o", tmp / "bad.h5", expect=3)
     assert "error" in r.stderr and "q.deep.h5" in r.stderr
     assert not (tmp / "bad.h5").exists()
+
+
+def test_shards_search_like_one_index(folders):
+    tmp, db, q = folders
+    if not (tmp / "asmk.h5").exists():
+        pytest.skip("needs the pipeline test's outputs")
+    dbl, ql = tmp / "db.loc.h5", tmp / "q.loc.h5"
+    for i in (1, 2):
+        rkit("index", "asmk", dbl, "--codebook", tmp / "asmk.h5", "--shard", f"{i}/2", "-o", tmp / f"asmk.{i}.h5")
+    rkit("index", "search-asmk", tmp / "asmk.1.h5", tmp / "asmk.2.h5", "-q", ql, "-o", tmp / "sh.h5", "-k", "8")
+    one, sh = read_ranks(tmp / "ranks.h5"), read_ranks(tmp / "sh.h5")
+    assert sh.db_names == one.db_names
+    np.testing.assert_array_equal(sh.indices, one.indices)
+    np.testing.assert_allclose(sh.scores, one.scores, rtol=1e-5)
+    r = rkit("index", "asmk", dbl, "--shard", "1/2", "-o", tmp / "x.h5", expect=2)  # shards need a codebook
+    assert "--codebook" in r.stderr
