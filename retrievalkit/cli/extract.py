@@ -48,8 +48,9 @@ def extract_cmd(
     max_features: Annotated[int, typer.Option(help="With --local: local features kept per image.")] = 1000,
     local_scales: Annotated[Optional[str], typer.Option(help="With --local deep: comma-separated pyramid scales "
                                                         "(default 1,0.707,0.5,0.353; HOW: 2,1.414,...,0.25).")] = None,
-    local_layer: Annotated[str, typer.Option(help="With --local deep: head (the model's output map) or s16 "
-                                             "(efficientnet-lite0 stride-16 expansion layer).")] = "head",
+    local_layer: Annotated[str, typer.Option(help="With --local deep: s16 (efficientnet-lite0's stride-16 "
+                                             "expansion layer), head (the model's output map) or auto (s16 "
+                                             "where the backbone has it).")] = "auto",
     pca: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="With --local deep: reuse the "
                                                 "PCA-whitening of this (database) locals file; default: learn "
                                                 "one on this run's images.")] = None,

@@ -37,20 +37,23 @@ METHODS = ("deep", "sift")
 HOW_SCALES = (2.0, 1.414, 1.0, 0.707, 0.5, 0.353, 0.25)
 DEFAULT_SCALES = (1.0, 0.707, 0.5, 0.353)
 #: backbone layers for deep locals: 'head' (the network's own output map) or, for EfficientNet-Lite0,
-#: 's16' (the 672-channel expansion of block 11, stride 16: finer positions, as HOW's ResNet conv4)
-LAYERS = ("head", "s16")
+#: 's16' (the 672-channel expansion of block 11, stride 16: finer positions, as HOW's ResNet conv4);
+#: 'auto' is s16 where the backbone has it, else head
+LAYERS = ("auto", "head", "s16")
 #: pyramid levels whose shorter side falls below this (pixels) are skipped
 MIN_SIDE = 96
 
 
 # ----------------------------------------------------------------------------------------- deep: the core
 class LocalBackbone(torch.nn.Module):
-    """A backbone cut at the layer local descriptors are taken from. (1, 3, H, W) → ((1, C, h, w), stride)."""
+    """A backbone cut at the layer local descriptors are taken from: (1, 3, H, W) → (1, C, h, w)."""
 
-    def __init__(self, backbone: torch.nn.Module, layer: str = "head"):
+    def __init__(self, backbone: torch.nn.Module, layer: str = "auto"):
         super().__init__()
         if layer not in LAYERS:
             raise UsageError(f"--local-layer {layer!r}: expected one of {', '.join(LAYERS)}")
+        if layer == "auto":
+            layer = "s16" if hasattr(backbone, "_blocks") else "head"
         if layer == "s16" and not hasattr(backbone, "_blocks"):
             raise UsageError("--local-layer s16 is defined for efficientnet-lite0 only; use 'head'")
         self.backbone = backbone
@@ -206,7 +209,7 @@ def extract_local(
     method: str = "deep",
     model: str = "efficientnet-lite0",
     weights: str | None = None,
-    layer: str = "head",
+    layer: str = "auto",
     size: int | None = 1024,
     scales: Sequence[float] = DEFAULT_SCALES,
     max_features: int = 1000,
@@ -233,7 +236,7 @@ def extract_local(
         max_features: n kept per image (over all scales).
         pca: deep only: a deep locals file whose PCA-whitening to reuse (give the database's when extracting
             queries); None learns one on descriptors of up to ``pca_images`` images of this run (0: no PCA).
-        layer: deep only: 'head' or 's16' (see :data:`LAYERS`).
+        layer: deep only: 'auto', 'head' or 's16' (see :data:`LAYERS`).
     Returns:
         the output path. Unreadable images go to the ``failed`` list (and ``on_failure``); an image without
         features (blank) gets an empty slice.
@@ -288,7 +291,7 @@ def extract_local(
     net = LocalBackbone(backbone, layer).to(device).eval()
     mean = np.asarray(net.mean, np.float32).reshape(1, 1, 3)
     std = np.asarray(net.std, np.float32).reshape(1, 1, 3)
-    config.update({"model": str(weights or model), "layer": layer, "scales": [float(s) for s in scales],
+    config.update({"model": str(weights or model), "layer": net.layer, "scales": [float(s) for s in scales],
                    "smooth": smooth, "channels": net.out_channels})
 
     def describe(i):

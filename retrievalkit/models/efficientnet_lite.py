@@ -73,6 +73,14 @@ class SameConv2d(nn.Conv2d):
         if pad is None:
             k, s = self.kernel_size[0], self.stride[0]
             pad = _same_pad(x.shape[-1], k, s) + _same_pad(x.shape[-2], k, s)
+        else:
+            # Static padding is fixed for the reference size; a map smaller than the kernel (a tiny image, or a
+            # small multi-scale level) is padded a little more after, where it would otherwise fail.
+            k = self.kernel_size[0]
+            extra_w = max(0, k - (x.shape[-1] + pad[0] + pad[1]))
+            extra_h = max(0, k - (x.shape[-2] + pad[2] + pad[3]))
+            if extra_w or extra_h:
+                pad = (pad[0], pad[1] + extra_w, pad[2], pad[3] + extra_h)
         if any(pad):
             x = F.pad(x, pad)
         return super().forward(x)

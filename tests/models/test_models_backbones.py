@@ -184,3 +184,16 @@ def test_lite0_matches_reference_on_a_photo(reference, data_dir):
     assert got.shape == want.shape == (1, 1280, 16, 11)
     assert (got - want).abs().max().item() < 1e-4
     assert want.abs().max().item() > 1.0  # a real, non-degenerate activation map
+
+
+def test_lite0_accepts_tiny_images():
+    """A 28×38 input (a 56×75 photo at scale 1/2) must not fail in the static-padded 5×5 convolutions."""
+    import torch
+
+    from retrievalkit.models.efficientnet_lite import EfficientNetLite0
+
+    net = EfficientNetLite0().eval()
+    with torch.no_grad():
+        big = net(torch.randn(1, 3, 64, 96))
+        tiny = net(torch.randn(1, 3, 28, 38))
+    assert tiny.shape[1] == big.shape[1] == 1280 and torch.isfinite(tiny).all()
