@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -37,10 +37,10 @@ def print_retrieval_table(m: dict, title: str = "") -> None:
 @handle_errors
 def evaluate_cmd(
     result: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
-                                           help="ranks.h5 (retrieval), matches.csv or descriptors .h5 (copy detection).")],
-    gnd: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False,
-                                                help="revisitop ground truth (.json or .pkl) for a ranks file.")] = None,
-    gt: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False,
+                                           help="ranks.h5, matches.csv or descriptors .h5.")],
+    gnd: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
+                                                help="revisitop ground truth (.json/.pkl).")] = None,
+    gt: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
                                                help="DISC21 ground-truth CSV (query_id,reference_id).")] = None,
 ):
     """Score a result: revisitop mAP Easy/Medium/Hard, mP@k, recall@k; or DISC21 µAP and recall@P90.

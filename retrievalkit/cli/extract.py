@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from retrievalkit.cli.common import echo_path, err_console, handle_errors, info, parse_floats, progress_bar, resolve_device
+from retrievalkit.cli.common import (
+    echo_path,
+    err_console,
+    handle_errors,
+    info,
+    parse_floats,
+    progress_bar,
+    resolve_device,
+)
 
 
 @handle_errors
@@ -17,25 +25,25 @@ def extract_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="Backbone name (efficientnet-lite0, resnet50, ...) "
                                        "or a model file (rkit train output, cirtorch or torchvision checkpoint).")]
     = "efficientnet-lite0",
-    weights: Annotated[Optional[Path], typer.Option(help="Weights file for the backbone (torchvision/cirtorch).")]
+    weights: Annotated[Path | None, typer.Option(help="Weights file for the backbone (torchvision/cirtorch).")]
     = None,
-    pooling: Annotated[Optional[str], typer.Option(help="mac, spoc, gem or rmac (default: the model's, gem).")]
+    pooling: Annotated[str | None, typer.Option(help="mac, spoc, gem or rmac (default: the model's, gem).")]
     = None,
-    p: Annotated[Optional[float], typer.Option(help="GeM power (default: the model's, 3).")] = None,
-    whitening: Annotated[Optional[Path], typer.Option(help="Whitening file (rkit whiten) applied in the network.")]
+    p: Annotated[float | None, typer.Option(help="GeM power (default: the model's, 3).")] = None,
+    whitening: Annotated[Path | None, typer.Option(help="Whitening file (rkit whiten) applied in the network.")]
     = None,
     size: Annotated[int, typer.Option(help="Longer image side in pixels (0: original size). Never upscales.")] = 512,
     scales: Annotated[str, typer.Option(help="Comma-separated scales, e.g. 1,0.7071,0.5 (combined by GeM).")] = "1",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass (same-sized images are batched).")] = 1,
     workers: Annotated[int, typer.Option(help="Decoding worker processes.")] = 2,
-    list_file: Annotated[Optional[Path], typer.Option("--list", help="Text file of image names to take.")] = None,
-    gnd: Annotated[Optional[Path], typer.Option(help="revisitop ground truth (.json/.pkl): take names from it.")]
+    list_file: Annotated[Path | None, typer.Option("--list", help="Text file of image names to take.")] = None,
+    gnd: Annotated[Path | None, typer.Option(help="revisitop ground truth (.json/.pkl): take names from it.")]
     = None,
-    split: Annotated[Optional[str], typer.Option(help="With --gnd: database or queries.")] = None,
+    split: Annotated[str | None, typer.Option(help="With --gnd: database or queries.")] = None,
     no_boxes: Annotated[bool, typer.Option("--no-boxes", help="With --gnd: ignore query boxes (bbx).")] = False,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its partial output.")] = False,
-    shard: Annotated[Optional[str], typer.Option(help="Process only block I of N (I/N); join with rkit merge.")]
+    shard: Annotated[str | None, typer.Option(help="Process only block I of N (I/N); join with rkit merge.")]
     = None,
     half: Annotated[bool, typer.Option(help="Store vectors as float16.")] = False,
     upscale: Annotated[bool, typer.Option(help="Also enlarge images smaller than --size.")] = False,
@@ -46,12 +54,12 @@ def extract_cmd(
     local_method: Annotated[str, typer.Option(help="With --local: deep (strongest CNN activations, HOW) or sift "
                                               "(RootSIFT).")] = "deep",
     max_features: Annotated[int, typer.Option(help="With --local: local features kept per image.")] = 1000,
-    local_scales: Annotated[Optional[str], typer.Option(help="With --local deep: comma-separated pyramid scales "
+    local_scales: Annotated[str | None, typer.Option(help="With --local deep: comma-separated pyramid scales "
                                                         "(default 1,0.707,0.5,0.353; HOW: 2,1.414,...,0.25).")] = None,
     local_layer: Annotated[str, typer.Option(help="With --local deep: s16 (efficientnet-lite0's stride-16 "
                                              "expansion layer), head (the model's output map) or auto (s16 "
                                              "where the backbone has it).")] = "auto",
-    pca: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="With --local deep: reuse the "
+    pca: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="With --local deep: reuse the "
                                                 "PCA-whitening of this (database) locals file; default: learn "
                                                 "one on this run's images.")] = None,
     pca_dim: Annotated[int, typer.Option(help="With --local deep: PCA-whitened dimension (0: no PCA).")] = 128,

@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from retrievalkit.errors import BadInputError
-from retrievalkit.io.h5file import atomic_h5, check_finite, open_checked, read_config, read_names, require_dataset, write_names
+from retrievalkit.io.h5file import (
+    atomic_h5,
+    check_finite,
+    open_checked,
+    read_config,
+    read_names,
+    require_dataset,
+    write_names,
+)
 
 KIND = "rkit/knn"
 SCHEMA = 1

@@ -6,7 +6,7 @@ On CPU it uses faiss's flat index; on CUDA it uses faiss-gpu when installed, els
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io import KnnGraph, Ranks, read_features, write_knn, write_ranks

@@ -4,8 +4,17 @@ import pytest
 
 from retrievalkit.errors import BadInputError
 from retrievalkit.io import (
-    Features, FeaturesWriter, KnnGraph, Ranks, partial_path, read_features, read_knn, read_ranks, write_features,
-    write_knn, write_ranks,
+    Features,
+    FeaturesWriter,
+    KnnGraph,
+    Ranks,
+    partial_path,
+    read_features,
+    read_knn,
+    read_ranks,
+    write_features,
+    write_knn,
+    write_ranks,
 )
 from retrievalkit.io.tuples import Tuples, read_tuples, write_tuples
 
