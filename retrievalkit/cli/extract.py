@@ -22,9 +22,11 @@ from retrievalkit.cli.common import (
 def extract_cmd(
     images: Annotated[Path, typer.Argument(help="Folder of images (searched recursively); names are relative to it.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Features file to write (.h5).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Backbone name (efficientnet-lite0, resnet50, ...) "
-                                       "or a model file (rkit train output, cirtorch or torchvision checkpoint).")]
-    = "efficientnet-lite0",
+    preset: Annotated[str | None, typer.Option(help="Named settings (gem-lite0-512, gem-lite0-1024-ms, "
+                                               "gem-r101-1024, ...); options you give win.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Backbone name (efficientnet-lite0, "
+                                              "resnet50, ...) or a model file (rkit train output, cirtorch or "
+                                              "torchvision checkpoint). Default efficientnet-lite0.")] = None,
     weights: Annotated[Path | None, typer.Option(help="Weights file for the backbone (torchvision/cirtorch).")]
     = None,
     pooling: Annotated[str | None, typer.Option(help="mac, spoc, gem or rmac (default: the model's, gem).")]
@@ -32,8 +34,10 @@ def extract_cmd(
     p: Annotated[float | None, typer.Option(help="GeM power (default: the model's, 3).")] = None,
     whitening: Annotated[Path | None, typer.Option(help="Whitening file (rkit whiten) applied in the network.")]
     = None,
-    size: Annotated[int, typer.Option(help="Longer image side in pixels (0: original size). Never upscales.")] = 512,
-    scales: Annotated[str, typer.Option(help="Comma-separated scales, e.g. 1,0.7071,0.5 (combined by GeM).")] = "1",
+    size: Annotated[int | None, typer.Option(help="Longer image side in pixels (0: original size; default 512). "
+                                             "Never upscales.")] = None,
+    scales: Annotated[str | None, typer.Option(help="Comma-separated scales, e.g. 1,0.7071,0.5 (combined by GeM; "
+                                               "default 1).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass (same-sized images are batched).")] = 1,
     workers: Annotated[int, typer.Option(help="Decoding worker processes.")] = 2,
@@ -68,13 +72,16 @@ def extract_cmd(
     with --local a variable number of local features per image (deep activations or RootSIFT).
 
     Example: rkit extract photos/ -o feats.h5 --scales 1,0.7071,0.5
+    Example: rkit extract photos/ --preset gem-r101-1024 --weights retrievalSfM120k-gem-r101.pth -o feats.h5
     Example: rkit extract photos/ --local --local-method sift --size 1024 -o db.loc.h5
     """
     from retrievalkit.extract.global_desc import extract_global
     from retrievalkit.extract.inputs import resolve_inputs
+    from retrievalkit.extract.presets import resolve_settings
     from retrievalkit.images.discover import parse_shard, select_shard
 
-    sc = parse_floats(scales, "--scales")
+    cfg = resolve_settings(preset, model=model, pooling=pooling, size=size, scales=parse_floats(scales, "--scales"))
+    model, pooling, size, sc = cfg["model"], cfg["pooling"], cfg["size"], cfg["scales"]
     sh = parse_shard(shard)
     dev = resolve_device(device)
     names, _ = resolve_inputs(images, list_file, gnd, split, not no_boxes)

@@ -72,6 +72,26 @@ def search_asmk_cmd(
     echo_path(out)
 
 
+@handle_errors
+def fuse_cmd(
+    inputs: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False,
+                                                 help="Two or more ranks files of the same queries.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Fused ranks file to write.")],
+    k: Annotated[int, typer.Option("-k", help="Results kept per query.")] = 100,
+):
+    """Fuse rankings of several methods (global, deep-local ASMK, SIFT ASMK) by summing per-query z-scores.
+
+    Give each input with -k about the database size. Fuse only methods of similar quality: a weak one drags
+    the sum down.
+
+    Example: rkit index fuse global.h5 asmk-deep.h5 asmk-sift.h5 -o fused.h5 -k 100
+    """
+    from retrievalkit.search.asmk import fuse_ranks_files
+
+    echo_path(fuse_ranks_files(inputs, output, k=k))
+
+
 def register_index(index_app: typer.Typer) -> None:
+    index_app.command("fuse")(fuse_cmd)
     index_app.command("asmk")(asmk_cmd)
     index_app.command("search-asmk")(search_asmk_cmd)

@@ -30,16 +30,22 @@ def verify_cmd(
                                                        "images. Default: 8 for SIFT; deep: half the median "
                                                        "feature cell (at least 8).")] = None,
     min_inliers: Annotated[int, typer.Option(help="Inliers needed to count an image as verified.")] = 10,
+    view_tilts: Annotated[str | None, typer.Option(help="SIFT locals: also match simulated tilted views of the "
+                                                   "query (ASIFT/MODS-style), e.g. 2,4,6 — for extreme viewpoint "
+                                                   "changes; ~5 s per query.")] = None,
 ):
     """Re-rank the top of each query's list by RANSAC inliers of local-feature matches.
 
     Example: rkit verify ranks.h5 --queries-locals q.loc.h5 --database-locals db.loc.h5 -o ranks.v.h5
+    Example: rkit verify f.h5 --queries-locals q.sift.h5 --database-locals d.sift.h5 --top-k 20 --view-tilts 2,4 -o v.h5
     """
+    from retrievalkit.cli.common import parse_floats
     from retrievalkit.io.ranks import read_ranks
     from retrievalkit.verify.rerank import VerifyParams, verify_ranks
 
+    tilts = tuple(parse_floats(view_tilts, "--view-tilts") or ())
     params = VerifyParams(method=method, ratio=ratio, mutual=not no_mutual, threshold=threshold,
-                          min_inliers=min_inliers)
+                          min_inliers=min_inliers, view_tilts=tilts)
     nq = len(read_ranks(ranks).query_names)
     with progress_bar("verify", nq) as adv:
         out = verify_ranks(ranks, queries_locals, database_locals, output, top_k=top_k, params=params,

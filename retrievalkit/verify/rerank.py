@@ -6,6 +6,9 @@ shortlist is re-ordered: images with at least ``min_inliers`` inliers come first
 score breaks ties), then the others in their original order. Scores below the shortlist are left unchanged.
 The new score of a verified image is ``inliers + original score``; an unverified one keeps its score, shifted
 below every verified one.
+
+With ``VerifyParams(view_tilts=...)`` (SIFT locals only) each query image is read again and matched through
+ASIFT-style simulated views (:mod:`retrievalkit.verify.viewsynth`), for extreme viewpoint changes.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class VerifyParams:
     threshold: float | None = None
     min_inliers: int = DEFAULT_MIN_INLIERS
     max_iters: int = 2000
+    #: ASIFT-style view synthesis of the query (SIFT locals only): simulated tilts, e.g. (2, 4, 6); () = off
+    view_tilts: tuple[float, ...] = ()
 
 
 def resolve_params(p: VerifyParams, kind: str) -> tuple[float | None, float | None]:
@@ -58,6 +63,42 @@ def count_inliers(kp1: np.ndarray, d1: np.ndarray, kp2: np.ndarray, d2: np.ndarr
         thr = max(8.0, 0.5 * float(np.median(cells)))
     n, _ = verify_pair(kp1, kp2, m, method=p.method, ransac_threshold=thr, max_iters=p.max_iters)
     return n
+
+
+def count_inliers_views(vf, kp2: np.ndarray, d2: np.ndarray, p: VerifyParams) -> int:
+    """Inliers between a query's simulated views (:class:`~retrievalkit.verify.viewsynth.ViewFeatures`) and
+    one image's SIFT features: matches pooled over the views, one model fitted in original pixels."""
+    from retrievalkit.verify.viewsynth import match_views
+
+    ratio, thr = resolve_params(p, "sift")
+    m = match_views(vf, d2, ratio=ratio, mutual=p.mutual)
+    n, _ = verify_pair(vf.keypoints, kp2, m, method=p.method, ransac_threshold=thr, max_iters=p.max_iters)
+    return n
+
+
+def query_views(locals_config: dict, name: str, tilts):
+    """SIFT of the simulated views of one query image, read again from the locals' image root at the
+    locals' size; keypoints in pixels of the original image (as in the locals file)."""
+    import cv2
+
+    from retrievalkit.images import load_image, resize_longer
+    from retrievalkit.verify.viewsynth import view_features
+
+    root = locals_config.get("image_root")
+    if locals_config.get("method") != "sift" or not root:
+        raise UsageError("view synthesis needs SIFT locals that record their image root (--local-method sift)")
+    if locals_config.get("boxes"):
+        raise UsageError("view synthesis does not support box (cropped) queries; extract whole-image query locals")
+    path = Path(root) / name
+    try:
+        img = load_image(path)
+    except Exception as e:  # noqa: BLE001 - any decode failure is a bad input
+        raise BadInputError(f"{path}: cannot read the query image for view synthesis ({e})") from None
+    small = resize_longer(img, locals_config.get("size"))
+    vf = view_features(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), tilts=tuple(tilts),
+                       max_features=int(locals_config.get("max_features") or 2000))
+    vf.keypoints[:, :2] *= np.array([img.shape[1] / small.shape[1], img.shape[0] / small.shape[0]], np.float32)
+    return vf
 
 
 def rerank_shortlist(indices: np.ndarray, scores: np.ndarray, inliers: np.ndarray, min_inliers: int,
@@ -124,6 +165,8 @@ def verify_ranks(
         raise UsageError(f"--top-k {top_k}: must be at least 1")
     if p.min_inliers < 1:
         raise UsageError(f"--min-inliers {p.min_inliers}: must be at least 1")
+    if any(t <= 1 for t in p.view_tilts):
+        raise UsageError(f"view tilts {list(p.view_tilts)}: each must be > 1")
     r = read_ranks(ranks)
     ql = read_locals(queries_locals)
     dl = read_locals(database_locals)
@@ -131,6 +174,8 @@ def verify_ranks(
     if kind_q != kind_d or ql.dim != dl.dim or ql.config.get("pca") != dl.config.get("pca"):
         raise BadInputError(f"{queries_locals}: {kind_q} {ql.dim}-d locals cannot be matched with {kind_d} "
                             f"{dl.dim}-d locals of {database_locals} (or another PCA); extract both alike")
+    if p.view_tilts and kind_q != "sift":
+        raise UsageError(f"{queries_locals}: view synthesis needs SIFT locals, not {kind_q}")
     qpos = {n: i for i, n in enumerate(ql.names)}
     dpos = {n: i for i, n in enumerate(dl.names)}
     miss_q = [n for n in r.query_names if n not in qpos]
@@ -147,19 +192,24 @@ def verify_ranks(
     inl = np.zeros((len(r.query_names), k), np.int32)
     for qi, qn in enumerate(r.query_names):
         kq, dq = ql.image(qpos[qn])
+        vf = query_views(ql.config, qn, p.view_tilts) if p.view_tilts and dq.shape[0] else None
         if dq.shape[0]:
             for j in range(k):
                 di = int(r.indices[qi, j])
                 if di < 0:
                     break
                 kd, dd = dl.image(dpos[r.db_names[di]])
-                inl[qi, j] = count_inliers(kq, dq, kd, dd, p, kind_q or "sift")
+                if vf is None:
+                    inl[qi, j] = count_inliers(kq, dq, kd, dd, p, kind_q or "sift")
+                else:
+                    inl[qi, j] = count_inliers_views(vf, kd, dd, p)
         out_i[qi], out_s[qi] = rerank_shortlist(r.indices[qi], r.scores[qi], inl[qi], p.min_inliers)
         if progress:
             progress(1)
     config = {**{f"input_{a}": b for a, b in r.config.items() if a in ("method",)}, "verified": True,
               "top_k": int(k), "geometry": p.method, "ratio": resolve_params(p, kind_q or "sift")[0],
-              "mutual": p.mutual, "threshold": p.threshold, "min_inliers": int(p.min_inliers),
+              "mutual": p.mutual, "threshold": p.threshold, "view_tilts": [float(t) for t in p.view_tilts],
+              "min_inliers": int(p.min_inliers),
               "locals_method": kind_q, "ranks_config": r.config,
               "verified_pairs": int((inl >= p.min_inliers).sum())}
     return write_ranks(output, Ranks(r.query_names, r.db_names, out_i, out_s, config),
@@ -168,4 +218,4 @@ def verify_ranks(
 
 
 __all__ = ["DEFAULT_TOP_K", "DEFAULT_MIN_INLIERS", "VerifyParams", "resolve_params", "count_inliers",
-           "rerank_shortlist", "verify_ranks"]
+           "rerank_shortlist", "verify_ranks", "count_inliers_views", "query_views"]

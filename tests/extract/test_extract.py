@@ -83,3 +83,14 @@ def test_multiscale_and_regions(photos, tmp_path):
     rg = read_features(extract_global(photos, tmp_path / "r.h5", regions=True, **KW))
     assert rg.image_index is not None and rg.vectors.shape[0] > len(rg.names)
     assert sorted(set(rg.image_index.tolist())) == list(range(len(rg.names)))
+
+
+def test_presets_fill_only_unset_options():
+    from retrievalkit.errors import UsageError
+    from retrievalkit.extract.presets import resolve_settings
+
+    s = resolve_settings("gem-r101-1024", size=512)
+    assert s["model"] == "resnet101" and s["size"] == 512 and len(s["scales"]) == 3
+    assert resolve_settings(None)["model"] == "efficientnet-lite0"
+    with pytest.raises(UsageError, match="gem-r101-1024"):
+        resolve_settings("gem-r101-102")

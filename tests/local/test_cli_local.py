@@ -94,3 +94,30 @@ def test_shards_search_like_one_index(folders):
     np.testing.assert_allclose(sh.scores, one.scores, rtol=1e-5)
     r = rkit("index", "asmk", dbl, "--shard", "1/2", "-o", tmp / "x.h5", expect=2)  # shards need a codebook
     assert "--codebook" in r.stderr
+
+
+def test_view_synthesis_verify_and_fusion(folders):
+    """Python API on the pipeline's real-photo outputs: verification with simulated query views, then
+    late fusion of the ASMK and verified rankings."""
+    from retrievalkit.errors import UsageError
+    from retrievalkit.search.asmk import fuse_ranks_files
+    from retrievalkit.verify.rerank import VerifyParams, verify_ranks
+
+    tmp, db, q = folders
+    if not (tmp / "v.h5").exists():
+        pytest.skip("needs the pipeline test's outputs")
+    out = verify_ranks(tmp / "ranks.h5", tmp / "q.loc.h5", tmp / "db.loc.h5", tmp / "vs.h5", top_k=8,
+                       params=VerifyParams(view_tilts=(2.0,)))
+    v = read_ranks(out)
+    assert v.config["view_tilts"] == [2.0] and v.config["verified_pairs"] >= 2
+    assert (v.indices[0] == -1).all()  # the blank query stays empty
+    for qi, scene in ((1, "et_toy"), (2, "kermit")):
+        assert v.db_names[v.indices[qi, 0]].startswith(scene)
+    if (tmp / "q.deep.h5").exists():
+        with pytest.raises(UsageError, match="SIFT"):
+            verify_ranks(tmp / "ranks.h5", tmp / "q.deep.h5", tmp / "q.deep.h5", tmp / "x.h5",
+                         params=VerifyParams(view_tilts=(2.0,)))
+    f = read_ranks(fuse_ranks_files([tmp / "ranks.h5", out], tmp / "f.h5", k=8))
+    assert f.config["method"] == "fusion" and f.db_names == v.db_names
+    for qi, scene in ((1, "et_toy"), (2, "kermit")):
+        assert f.db_names[f.indices[qi, 0]].startswith(scene)
