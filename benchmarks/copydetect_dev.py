@@ -1,7 +1,7 @@
 """copydetect-dev ablation: µAP and recall@P90 of raw descriptors, + normalisation, + whitening, + multi-crop,
 + local verification (matching track), and the descriptor track.
 
-Run: .venv/bin/python benchmarks/copydetect_dev.py [--cache DIR] [--size 320] [--features-dir /work/scratch/feats]
+Run: .venv/bin/python benchmarks/copydetect_dev.py [--cache DIR] [--size 320] [--features-dir DIR]
 Descriptors are cached in DIR (npz) so re-runs only search. Limit compared: the off-the-shelf figures of
 ../shared/data/README.md (µAP 0.721 raw, 0.736 normalised; longer side 320, top-10 references per query).
 """
@@ -66,7 +66,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/rkit-copydetect-cache"))
     ap.add_argument("--size", type=int, default=320)
-    ap.add_argument("--features-dir", type=Path, default=Path("/work/scratch/feats"))
+    ap.add_argument("--features-dir", type=Path, default=Path(""),
+                    help="folder with cd-{queries,references,training}-SIZE.h5 to reuse (default: extract here)")
     args = ap.parse_args()
     import torch
 

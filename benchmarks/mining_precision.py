@@ -4,8 +4,10 @@ Usage:
     .venv/bin/python benchmarks/mining_precision.py [FEATS.h5] [GND.json] [--graph-k 10] [--anchors 50]
 
 With ``gnd+distractors.json`` each distractor counts as a scene of its own.
-Defaults: the shared landmarks-dev database features (/work/scratch/feats/lm-db.h5) and
-../shared/data/landmarks-dev/gnd.json, whose ``db_instance`` gives the scene of every database image.
+FEATS.h5: landmarks-dev database features, made with
+    D=../shared/data/landmarks-dev
+    rkit extract $D/images --gnd $D/gnd.json --split database -o lm-db.h5
+GND default: ../shared/data/landmarks-dev/gnd.json, whose ``db_instance`` gives the scene of every database image.
 Positive precision: fraction of (anchor, positive) pairs of the same scene; negative precision: fraction
 of (anchor, negative) pairs of different scenes. "sim" is the mean descriptor similarity to the anchor
 (lower for positives / higher for negatives = harder examples). Both methods use the same anchors.
@@ -42,7 +44,7 @@ def evaluate(mined, labels, x):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("features", nargs="?", default="/work/scratch/feats/lm-db.h5")
+    ap.add_argument("features", help="database features (rkit extract ... --split database)")
     ap.add_argument("gnd", nargs="?", default=str(ROOT.parent / "shared/data/landmarks-dev/gnd.json"))
     ap.add_argument("--graph-k", type=int, default=10)
     ap.add_argument("--anchors", type=int, default=50)
