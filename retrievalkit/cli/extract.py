@@ -16,6 +16,7 @@ from retrievalkit.cli.common import (
     progress_bar,
     resolve_device,
 )
+from retrievalkit.errors import UsageError
 
 
 @handle_errors
@@ -74,6 +75,7 @@ def extract_cmd(
     Example: rkit extract photos/ -o feats.h5 --scales 1,0.7071,0.5
     Example: rkit extract photos/ --preset gem-r101-1024 --weights retrievalSfM120k-gem-r101.pth -o feats.h5
     Example: rkit extract photos/ --local --local-method sift --size 1024 -o db.loc.h5
+    Example: torchrun --nproc_per_node 4 -m retrievalkit extract photos/ -o feats.h5 --device cuda
     """
     from retrievalkit.extract.global_desc import extract_global
     from retrievalkit.extract.inputs import resolve_inputs
@@ -106,13 +108,25 @@ def extract_cmd(
             info(f"[yellow]{len(failures)} image(s) could not be read[/]; see the 'failed' list in {out}")
         echo_path(out)
         return
-    with progress_bar("extract", e - s) as adv:
-        out = extract_global(
-            images, output, model=model, weights=str(weights) if weights else None, pooling=pooling, p=p,
-            whitening=str(whitening) if whitening else None, size=size or None, scales=sc, device=dev,
+    def run(shard_, output_, device_, progress_):
+        return extract_global(
+            images, output_, model=model, weights=str(weights) if weights else None, pooling=pooling, p=p,
+            whitening=str(whitening) if whitening else None, size=size or None, scales=sc, device=device_,
             batch_size=batch_size, workers=workers, list_file=list_file, gnd=gnd, split=split,
-            use_boxes=not no_boxes, resume=resume, shard=sh, half=half, upscale=upscale, regions=regions,
-            progress=adv, on_failure=on_failure)
+            use_boxes=not no_boxes, resume=resume, shard=shard_, half=half, upscale=upscale, regions=regions,
+            progress=progress_, on_failure=on_failure)
+
+    from retrievalkit.extract.distributed import run_distributed, world
+
+    if world()[2] > 1:  # launched by torchrun: one shard per process, rank 0 merges
+        if sh is not None:
+            raise UsageError("--shard and torchrun both split the work; use one of them")
+        out = run_distributed(lambda shard_, part, dev_: run(shard_, part, dev_, None), output, dev)
+        if out is not None:
+            echo_path(out)
+        return
+    with progress_bar("extract", e - s) as adv:
+        out = run(sh, output, dev, adv)
     if failures:
         info(f"[yellow]{len(failures)} image(s) could not be read[/]; see the 'failed' list in {out}")
     echo_path(out)

@@ -38,6 +38,12 @@ def partial_path(path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_h5(path: str | os.PathLike, kind: str, schema: int, config: dict | None = None,
               inputs: dict[str, str] | None = None) -> Iterator[h5py.File]:
@@ -55,6 +61,7 @@ def atomic_h5(path: str | os.PathLike, kind: str, schema: int, config: dict | No
         with h5py.File(tmp, "w") as f:
             write_header(f, kind, schema, config, inputs)
             yield f
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

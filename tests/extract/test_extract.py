@@ -94,3 +94,22 @@ def test_presets_fill_only_unset_options():
     assert resolve_settings(None)["model"] == "efficientnet-lite0"
     with pytest.raises(UsageError, match="gem-r101-1024"):
         resolve_settings("gem-r101-102")
+
+
+def test_torchrun_two_processes_equal_one_run(photos, tmp_path):
+    """`torchrun -m retrievalkit extract`: each process a shard, rank 0 merges (gloo on CPU)."""
+    import os
+    import subprocess
+    import sys
+
+    ref = read_features(extract_global(photos, tmp_path / "ref.h5", **KW))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+           "retrievalkit", "-q", "extract", str(photos), "-o", str(tmp_path / "dist.h5"), "--model", "tiny-cnn",
+           "--size", "96", "--workers", "0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = read_features(tmp_path / "dist.h5")
+    assert got.names == ref.names and np.allclose(got.vectors, ref.vectors, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist.h5", "photos", "ref.h5"]  # parts removed
+    assert (tmp_path / "dist.h5").stat().st_mode & 0o044  # readable by others like any new file
