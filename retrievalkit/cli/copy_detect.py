@@ -95,6 +95,12 @@ def copy_detect_cmd(
         return
     if queries is None:
         raise UsageError("give --queries (a folder of query images or their features file)")
+    if output is not None and output.suffix.lower() in (".h5", ".hdf5"):
+        raise UsageError(f"-o {output}: -o is the matching-track CSV (e.g. matches.csv); "
+                         f"write descriptors with --descriptors {output}")
+    if descriptors is not None and descriptors.suffix.lower() == ".csv":
+        raise UsageError(f"--descriptors {descriptors}: that is the descriptor-track HDF5 file (e.g. desc.h5); "
+                         f"write matches with -o {descriptors}")
     if training is None and (norm_beta > 0 or pca_dim > 0):
         info("[yellow]note:[/] no --training: score normalisation and PCA-whitening are off")
         cfg.norm_beta, cfg.pca_dim = 0.0, 0

@@ -54,10 +54,13 @@ def diffuse_cmd(
 
     Example: rkit diffuse --database db.h5 --queries q.h5 --graph knn.h5 -o ranks.h5 --method cg
     """
-    from retrievalkit.diffusion.rank import DiffusionConfig
+    from retrievalkit.diffusion.rank import METHODS, DiffusionConfig
     from retrievalkit.diffusion.stage import diffuse
+    from retrievalkit.errors import UsageError
 
     shortcuts = {"aqe": ("none", "aqe", dba), "alpha-qe": ("none", "alpha-qe", dba), "alpha-dba": ("none", qe, True)}
+    if method not in shortcuts and method not in METHODS:
+        raise UsageError(f"--method {method!r}: expected one of {', '.join([*METHODS, *shortcuts])}")
     m, q_exp, use_dba = shortcuts.get(method, (method, qe, dba))
     cfg = DiffusionConfig(method=m, qe=q_exp, qe_n=qe_n, qe_alpha=qe_alpha, dba=use_dba, dba_k=dba_k,
                           graph_k=graph_k, mutual=mutual, gamma=gamma, alpha=alpha, query_k=query_k, iters=iters,

@@ -51,6 +51,9 @@ def evaluate_cmd(
     """
     if (gnd is None) == (gt is None):
         raise UsageError("give exactly one of --gnd (ranks file) or --gt (copy-detection CSV / descriptors)")
+    if gnd is not None and result.suffix.lower() == ".csv":
+        raise UsageError(f"{result}: a CSV is a copy-detection result; score it with --gt ground_truth.csv "
+                         "(--gnd scores a ranks file)")
     if gnd is not None:
         from retrievalkit.evaluate.stage import evaluate_ranks_file
 

@@ -42,7 +42,9 @@ def extract_cmd(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass (same-sized images are batched).")] = 1,
     workers: Annotated[int, typer.Option(help="Decoding worker processes.")] = 2,
-    list_file: Annotated[Path | None, typer.Option("--list", help="Text file of image names to take.")] = None,
+    list_file: Annotated[Path | None, typer.Option(
+        "--list", help="Text file of image names to take, one per line, relative to the folder (extension "
+                       "optional).")] = None,
     gnd: Annotated[Path | None, typer.Option(help="revisitop ground truth (.json/.pkl): take names from it.")]
     = None,
     split: Annotated[str | None, typer.Option(help="With --gnd: database or queries.")] = None,
@@ -86,6 +88,12 @@ def extract_cmd(
     model, pooling, size, sc = cfg["model"], cfg["pooling"], cfg["size"], cfg["scales"]
     sh = parse_shard(shard)
     dev = resolve_device(device)
+    from retrievalkit.models.registry import BACKBONES
+
+    spec = BACKBONES.get(str(model)) if model is not None else None
+    if spec is not None and weights is None and spec.default_weights == "random" and spec.name != "tiny-cnn":
+        info(f"[yellow]note:[/] --model {spec.name} without --weights: randomly initialised (no bundled weights); "
+             "descriptors will be poor")
     names, _ = resolve_inputs(images, list_file, gnd, split, not no_boxes)
     s, e = select_shard(names, sh)
     failures: list[str] = []

@@ -22,7 +22,8 @@ from retrievalkit.cli.common import (
 train_app = typer.Typer(
     cls=default_command_group("run"), no_args_is_help=True,
     help="Fine-tune a network on a tuples file (rkit train TUPLES.h5 -o model.pt), or import cirtorch training "
-         "data (rkit train import-cirtorch retrieval-SfM-120k.pkl -o tuples.h5).")
+         "data (rkit train import-cirtorch retrieval-SfM-120k.pkl -o tuples.h5). Training options: "
+         "rkit train run --help.")
 
 
 class _EpochBar:

@@ -12,7 +12,7 @@ from retrievalkit.cli.common import default_command_group, echo_path, handle_err
 whiten_app = typer.Typer(
     cls=default_command_group("learn"), no_args_is_help=True,
     help="Learn a whitening from a features file (rkit whiten FEATS.h5 -o whiten.h5), or apply one "
-         "(rkit whiten apply FEATS.h5 --whitening whiten.h5 -o feats.w.h5).")
+         "(rkit whiten apply FEATS.h5 --whitening whiten.h5 -o feats.w.h5). Options: rkit whiten learn --help.")
 
 
 @whiten_app.command("learn")

@@ -159,6 +159,7 @@ def extract_global(
                 progress(1)
         flush()
         if not writer.names:
+            writer.discard()  # every image was tried: nothing to resume, so no partial is left behind
             raise BadInputError(f"{images}: none of the {stop - start} images could be read; nothing to write")
         return writer.finish()
     finally:

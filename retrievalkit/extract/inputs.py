@@ -12,6 +12,7 @@ def resolve_inputs(images: str | Path, list_file: str | Path | None = None, gnd:
                    split: str | None = None, use_boxes: bool = True) -> tuple[list[str], list | None]:
     """Return (names relative to ``images``, query boxes or None).
 
+    With ``list_file``: one name per line, with or without the image extension.
     With ``gnd``: names come from its ``imlist`` (split=database) or ``qimlist`` (split=queries), resolved to
     files under ``images``; query boxes (``bbx``) are applied to the queries unless ``use_boxes`` is False.
     """
@@ -36,6 +37,10 @@ def resolve_inputs(images: str | Path, list_file: str | Path | None = None, gnd:
     if split is not None:
         raise UsageError("--split needs --gnd")
     if list_file is not None:
-        names = read_list_file(list_file)
+        # names as in a features file (with extension) or as in ground truth (without): both resolve to the file
+        names = []
+        for n in read_list_file(list_file):
+            r = resolve_name(images, n)
+            names.append(r if (images / r).is_file() else n)
         return names, None
     return find_images(images), None

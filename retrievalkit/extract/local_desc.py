@@ -287,7 +287,11 @@ def extract_local(
 
     from retrievalkit.models import create_backbone
 
-    backbone = create_backbone(model, weights=weights).to(device).eval()
+    # Randomly initialised parts are seeded, as for global extraction, so that the database and the queries
+    # extracted by separate runs describe with the same network.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        backbone = create_backbone(model, weights=weights).to(device).eval()
     net = LocalBackbone(backbone, layer).to(device).eval()
     mean = np.asarray(net.mean, np.float32).reshape(1, 1, 3)
     std = np.asarray(net.std, np.float32).reshape(1, 1, 3)

@@ -181,6 +181,11 @@ class FeaturesWriter:
         os.replace(self.partial, self.path)
         return self.path
 
+    def discard(self) -> None:
+        """Close and delete the partial file (a finished run that has nothing to keep or resume)."""
+        self.close()
+        self.partial.unlink(missing_ok=True)
+
     def close(self) -> None:
         if self.f is not None and self.f.id.valid:
             self.f.close()

@@ -35,6 +35,9 @@ def load_torch_file(path: str | Path, trusted: bool = False) -> object:
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"model file {path} does not exist or is not a file")
+    with open(path, "rb") as fh:
+        if fh.read(8) == b"\x89HDF\r\n\x1a\n":
+            raise BadInputError(f"model file {path} is an HDF5 file (an rkit data file?), not a torch weights file")
     try:
         if trusted:
             return torch.load(path, map_location="cpu", weights_only=False)
@@ -43,8 +46,8 @@ def load_torch_file(path: str | Path, trusted: bool = False) -> object:
     except pickle.UnpicklingError as e:
         if "Weights only load failed" in str(e):
             raise BadInputError(
-                f"model file {path} holds Python objects besides weights; if you trust its source, load it with "
-                f"trusted=True (--trust-model)") from e
+                f"model file {path} holds Python objects besides weights; if you trust its source, load it in "
+                f"Python with trusted=True and re-save its state_dict()") from e
         raise BadInputError(f"model file {path} is corrupt or not a torch file ({e})") from e
     except Exception as e:  # torch raises RuntimeError, EOFError, zipfile errors, ... on damaged files
         raise BadInputError(f"cannot read model file {path}: not a torch file or damaged "

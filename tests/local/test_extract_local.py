@@ -112,3 +112,18 @@ def test_tiny_image_is_enlarged_not_crashing():
     assert 0 < kp.shape[0] <= 30 and desc.shape == (kp.shape[0], net.out_channels) and net.layer == "s16"
     assert kp[:, 0].max() <= 60 and kp[:, 1].max() <= 40  # positions in the input's pixels
     assert MIN_SIDE > 40
+
+
+def test_random_backbone_is_the_same_network_in_every_run(tmp_path):
+    """Database and queries are often extracted by separate runs: an unweighted network must not depend on
+    the global random state, or the two sides would be described by different networks."""
+    _need_demo()
+    root = _folder(tmp_path, scenes=("et_toy",), per=1)
+    torch.manual_seed(1)
+    a = read_locals(extract_local(root, tmp_path / "a.h5", method="deep", model="tiny-cnn", size=128,
+                                  scales=(1.0,), max_features=20, pca_dim=8))
+    torch.manual_seed(2)
+    b = read_locals(extract_local(root, tmp_path / "b.h5", method="deep", model="tiny-cnn", size=128,
+                                  scales=(1.0,), max_features=20, pca_dim=8))
+    np.testing.assert_array_equal(a.descriptors, b.descriptors)
+    np.testing.assert_array_equal(a.keypoints, b.keypoints)
