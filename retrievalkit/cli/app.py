@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from typing import Annotated
 
 import typer
@@ -46,8 +48,6 @@ def _root(
 
 def _register() -> None:
     # Each module adds its command(s) to ``app``; import order is the order in --help.
-    import importlib
-
     for mod in ("extract", "whiten", "index", "diffuse", "evaluate", "sfm_mine", "manifold_mine",
                 "train", "verify", "copy_detect"):
         try:
@@ -62,8 +62,35 @@ def _register() -> None:
 _register()
 
 
+def _usage_error_types() -> tuple[type, ...]:
+    types = []
+    for mod in ("typer._click.exceptions", "click.exceptions"):  # typer vendors click from 0.16 on
+        try:
+            types.append(importlib.import_module(mod).UsageError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(types)
+
+
 def main() -> None:
-    app()
+    """Entry point of the ``rkit`` script: usage errors (a missing file, a bad option value) are one line on
+    stderr and exit code 2, like every other error of the tool, instead of a framed usage block."""
+    usage_errors = _usage_error_types()
+    try:
+        code = app(standalone_mode=False)
+    except usage_errors as e:
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare ``rkit`` or ``rkit index``: the help is the answer
+            e.show()
+            sys.exit(e.exit_code)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        hint = f" (see '{ctx.command_path} -h')" if ctx is not None else ""
+        typer.echo(f"error: {where}{e.format_message()}{hint}", err=True)
+        sys.exit(e.exit_code)
+    except (typer.Abort, EOFError):
+        typer.echo("Aborted.", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

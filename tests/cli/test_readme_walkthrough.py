@@ -103,3 +103,26 @@ def test_random_resnet_without_weights_is_noted(tmp_path):
 def test_group_help_points_to_the_options(group, hint):
     res = runner.invoke(app, [group, "--help"], env={"COLUMNS": "400", "NO_COLOR": "1"})
     assert res.exit_code == 0 and hint in " ".join(res.output.split())
+
+
+def test_usage_errors_of_the_installed_command_are_one_line(tmp_path):
+    """The ``rkit`` script itself (not the in-process runner): a missing input file or an unknown option is a
+    single line on stderr naming the file or option, exit code 2, nothing on stdout."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("rkit") or str(Path(sys.executable).parent / "rkit")
+    if not Path(exe).exists():
+        pytest.skip("the rkit script is not installed next to this Python (pip install -e .)")
+    cases = [
+        ([exe, "evaluate", str(tmp_path / "missing.h5"), "--gnd", str(tmp_path / "gnd.json")], "gnd.json"),
+        ([exe, "index", "search", str(tmp_path / "db.h5"), str(tmp_path / "q.h5"), "-o", "r.h5"], "db.h5"),
+        ([exe, "extract", "--bogus"], "--bogus"),
+    ]
+    for cmd, named in cases:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2, res.stderr
+        assert res.stdout == ""
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], res.stderr
