@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cd_helpers import CD
+from tests.copydetect.cd_helpers import CD
 
 
 @pytest.fixture

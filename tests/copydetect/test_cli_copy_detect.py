@@ -9,7 +9,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-from cd_helpers import rkit
+from tests.copydetect.cd_helpers import rkit
 
 from retrievalkit.io.features import Features, write_features
 

@@ -7,7 +7,7 @@ import json
 import h5py
 import numpy as np
 import pytest
-from cd_helpers import rkit
+from tests.copydetect.cd_helpers import rkit
 
 from retrievalkit.copydetect.submission import write_descriptors
 

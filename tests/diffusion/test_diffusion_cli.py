@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import curves, noisy_queries
+from tests.diffusion.conftest import curves, noisy_queries
 from typer.testing import CliRunner
 
 from retrievalkit.cli.app import app

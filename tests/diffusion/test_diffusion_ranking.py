@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import curves, noisy_queries
+from tests.diffusion.conftest import curves, noisy_queries
 
 from retrievalkit.diffusion.qe import alpha_dba, alpha_qe, aqe
 from retrievalkit.diffusion.rank import DiffusionConfig, auto_fuse, auto_graph_k, diffusion_ranking, resolve_config
