@@ -9,9 +9,9 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-from tests.copydetect.cd_helpers import rkit
 
 from retrievalkit.io.features import Features, write_features
+from tests.copydetect.cd_helpers import rkit
 
 PAIRS = {"Q00001": "R000101", "Q00003": "R000100", "Q00004": "R000144"}
 DISTRACTOR_QUERIES = ["Q00000"]

@@ -7,9 +7,9 @@ import json
 import h5py
 import numpy as np
 import pytest
-from tests.copydetect.cd_helpers import rkit
 
 from retrievalkit.copydetect.submission import write_descriptors
+from tests.copydetect.cd_helpers import rkit
 
 GT = "query_id,reference_id\nq1,r1\nq2,r2\nq3,\n"
 

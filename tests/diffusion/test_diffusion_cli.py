@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.diffusion.conftest import curves, noisy_queries
 from typer.testing import CliRunner
 
 from retrievalkit.cli.app import app
 from retrievalkit.diffusion.spectral_file import read_spectral
 from retrievalkit.io import Features, read_ranks, write_features
+from tests.diffusion.conftest import curves, noisy_queries
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 runner = CliRunner()

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.diffusion.conftest import curves, noisy_queries
 
 from retrievalkit.diffusion.qe import alpha_dba, alpha_qe, aqe
 from retrievalkit.diffusion.rank import DiffusionConfig, auto_fuse, auto_graph_k, diffusion_ranking, resolve_config
 from retrievalkit.diffusion.regions import pool_rows
 from retrievalkit.errors import UsageError
+from tests.diffusion.conftest import curves, noisy_queries
 
 
 def _mean_ap(I, labels, qlab):
