@@ -19,6 +19,20 @@ from retrievalkit.cli.common import (
 from retrievalkit.errors import UsageError
 
 
+def _read_once(pipe: Path) -> Path:
+    """A list given as a pipe (``--list <(grep day names.txt)``) can be read only once, but extraction reads
+    the list more than once: keep its text in a temporary file for the run."""
+    import atexit
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix="rkit-list-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(pipe.read_text(encoding="utf-8"))
+    atexit.register(lambda: Path(tmp).unlink(missing_ok=True))
+    return Path(tmp)
+
+
 @handle_errors
 def extract_cmd(
     images: Annotated[Path, typer.Argument(help="Folder of images (searched recursively); names are relative to it.")],
@@ -81,6 +95,9 @@ def extract_cmd(
     """
     from retrievalkit.extract.global_desc import extract_global
     from retrievalkit.extract.inputs import resolve_inputs
+
+    if list_file is not None and list_file.exists() and not list_file.is_file():
+        list_file = _read_once(list_file)
     from retrievalkit.extract.presets import resolve_settings
     from retrievalkit.images.discover import parse_shard, select_shard
 

@@ -126,3 +126,34 @@ def test_usage_errors_of_the_installed_command_are_one_line(tmp_path):
         assert res.stdout == ""
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], res.stderr
+
+
+def test_list_from_a_pipe_is_read_once(tmp_path):
+    """``--list <(grep ...)`` hands extract a pipe that can be read only once."""
+    import os
+    import threading
+
+    photos = _photos(tmp_path / "photos")
+    fifo = tmp_path / "names.fifo"
+    os.mkfifo(fifo)
+
+    done = threading.Event()
+
+    def feed():
+        with open(fifo, "w") as f:  # blocks until the command opens the pipe, then writes once
+            f.write("a/0\na/2.jpg\n")
+        while not done.wait(0.2):  # any later reader gets an empty pipe (as from a spent <(...)), not a hang
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    code, out = _rkit("extract", photos, "--list", fifo, "--model", "tiny-cnn", "--size", 32, "--workers", 0,
+                      "-o", tmp_path / "f.h5")
+    done.set()
+    assert code == 0, out
+    from retrievalkit.io import read_features
+
+    assert read_features(tmp_path / "f.h5").names == ["a/0.jpg", "a/2.jpg"]
