@@ -95,11 +95,11 @@ def extract_cmd(
     """
     from retrievalkit.extract.global_desc import extract_global
     from retrievalkit.extract.inputs import resolve_inputs
+    from retrievalkit.extract.presets import resolve_settings
+    from retrievalkit.images.discover import parse_shard, select_shard
 
     if list_file is not None and list_file.exists() and not list_file.is_file():
         list_file = _read_once(list_file)
-    from retrievalkit.extract.presets import resolve_settings
-    from retrievalkit.images.discover import parse_shard, select_shard
 
     cfg = resolve_settings(preset, model=model, pooling=pooling, size=size, scales=parse_floats(scales, "--scales"))
     model, pooling, size, sc = cfg["model"], cfg["pooling"], cfg["size"], cfg["scales"]

@@ -21,11 +21,9 @@ def build_network(model: str = "efficientnet-lite0", weights: str | None = None,
     """The retrieval network for extraction: a registry name or model file, optional backbone weights file
     (``model`` then names the architecture) and optional whitening file loaded into the whitening layer."""
     from retrievalkit.models.checkpoint import load_model, load_whitening_into
+    from retrievalkit.models.registry import seeded_init
 
-    # Randomly initialised parts (a backbone without weights) are seeded so that shards and resumed runs of
-    # the same extraction use the same network.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with seeded_init():
         if weights:
             net = load_model(weights, device, backbone=model, pooling=pooling, p=p)
         else:

@@ -285,12 +285,9 @@ def extract_local(
         loc = pack_locals(out_names, per_image, 128, np.array(sizes).reshape(-1, 2), config, failed)
         return _finish(output, loc, images, stop - start, half, None)
 
-    from retrievalkit.models import create_backbone
+    from retrievalkit.models.registry import create_backbone, seeded_init
 
-    # Randomly initialised parts are seeded, as for global extraction, so that the database and the queries
-    # extracted by separate runs describe with the same network.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with seeded_init():
         backbone = create_backbone(model, weights=weights).to(device).eval()
     net = LocalBackbone(backbone, layer).to(device).eval()
     mean = np.asarray(net.mean, np.float32).reshape(1, 1, 3)

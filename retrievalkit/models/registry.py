@@ -20,8 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +103,16 @@ def get_backbone_spec(name: str) -> BackboneSpec:
     close = difflib.get_close_matches(key, list(BACKBONES), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise UsageError(f"unknown backbone {name!r}.{hint} Known backbones: {', '.join(list_backbones())}")
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int = 0) -> Iterator[None]:
+    """Build networks inside this block so that randomly initialised parts (a backbone without weights, a fresh
+    head) are the same in every run, whatever the global random state: shards, resumed runs and the database
+    and query sides of separate runs must describe images with the same network."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def create_backbone(name: str, weights: str | Path | None = None, trusted: bool = False,
