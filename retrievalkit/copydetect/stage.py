@@ -30,6 +30,7 @@ from retrievalkit.copydetect.submission import (
 from retrievalkit.copydetect.verify import VerifyConfig, verify_candidates
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.images.discover import find_images
+from retrievalkit.io.output import writes_output
 
 ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
 
@@ -270,6 +271,13 @@ def load_side(path: str | os.PathLike, what: str, cfg: CopyDetectConfig, nets: _
     raise BadInputError(f"{path}: no such folder or features file; give a folder of {what} images or a feats.h5")
 
 
+def _config_files(args: dict) -> list:
+    """Files named inside the config (model or weights file): inputs an output must not replace."""
+    cfg = args.get("cfg")
+    return [getattr(cfg, "model", None), getattr(cfg, "weights", None)]
+
+
+@writes_output("output", "descriptors", inputs=("queries", "references", "training", _config_files))
 def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, training: str | os.PathLike | None,
                 output: str | os.PathLike | None = None, descriptors: str | os.PathLike | None = None,
                 cfg: CopyDetectConfig | None = None, progress: ProgressFactory = _no_progress,
@@ -302,6 +310,7 @@ def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, train
     return out_csv, out_h5
 
 
+@writes_output("output", inputs=("references", _config_files))
 def extract_reference_shard(references: str | os.PathLike, output: str | os.PathLike, shard: tuple[int, int],
                             cfg: CopyDetectConfig, progress: Callable[[int], None] | None = None,
                             on_failure: Callable[[str, str], None] | None = None) -> Path:

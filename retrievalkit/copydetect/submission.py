@@ -21,6 +21,7 @@ import numpy as np
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.images.discover import strip_extension
 from retrievalkit.io.h5file import STR_DTYPE, atomic_h5
+from retrievalkit.io.output import atomic_file
 
 DESCRIPTOR_KIND = "rkit/disc21-descriptors"
 DESCRIPTOR_SCHEMA = 1
@@ -84,14 +85,11 @@ def select_matches(query_ids: Sequence[str], ref_ids: Sequence[str], I: np.ndarr
 def write_matches_csv(path: str | os.PathLike, matches: Matches) -> Path:
     """Write the matching-track CSV atomically (temp file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["query_id", "reference_id", "score"])
         for q, r, s in zip(matches.query_ids, matches.reference_ids, matches.scores.tolist()):
             w.writerow([q, r, f"{s:.6f}"])
-    os.replace(tmp, path)
     return path
 
 

@@ -15,6 +15,7 @@ from retrievalkit.diffusion.spectral_file import SpectralFile, read_spectral, wr
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io import Ranks, read_features, read_knn, write_ranks
 from retrievalkit.io.h5file import check_same_names
+from retrievalkit.io.output import writes_output
 
 
 def node_names(feats) -> list[str]:
@@ -43,6 +44,7 @@ def _read_graph(graph, db, database):
     return g
 
 
+@writes_output("output", inputs=("database", "queries", "graph", "spectral"))
 def diffuse(database: str | os.PathLike, queries: str | os.PathLike, output: str | os.PathLike,
             graph: str | os.PathLike | None = None, spectral: str | os.PathLike | None = None,
             config: DiffusionConfig | None = None, device: str = "cpu",
@@ -91,6 +93,7 @@ def diffuse(database: str | os.PathLike, queries: str | os.PathLike, output: str
     return write_ranks(output, Ranks(q.names, db.names, I, D, conf), inputs=inputs)
 
 
+@writes_output("output", inputs=("database", "graph"))
 def prepare_spectral(database: str | os.PathLike, output: str | os.PathLike, graph: str | os.PathLike | None = None,
                      rank: int | None = None, graph_k: int | None = None, mutual: bool = True, gamma: float = 3.0,
                      device: str = "cpu") -> Path:

@@ -22,7 +22,6 @@ hard       hard                 junk + easy
 from __future__ import annotations
 
 import json
-import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.io.pickles import load_pickle
 
 Protocol = Literal["easy", "medium", "hard"]
 PROTOCOLS: tuple[Protocol, ...] = ("easy", "medium", "hard")
@@ -101,27 +101,6 @@ def _check_protocol(protocol: str) -> None:
         raise UsageError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
 
 
-class _GroundTruthUnpickler(pickle.Unpickler):
-    """Unpickles plain containers and numpy arrays only: a ground-truth file must not run code."""
-
-    _allowed = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"),
-        ("numpy._core.numeric", "_frombuffer"),
-        ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self._allowed:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
 def load_gnd(path: str | Path) -> GroundTruth:
     """Read revisitop ground truth from ``.json`` or ``.pkl`` and validate it.
 
@@ -143,11 +122,10 @@ def load_gnd(path: str | Path) -> GroundTruth:
             with open(path, encoding="utf-8") as f:
                 raw = json.load(f)
         else:
-            with open(path, "rb") as f:
-                raw = _GroundTruthUnpickler(f, encoding="latin1").load()
+            raw = load_pickle(path, "ground-truth file")  # restricted: refuses anything that would run code
     except FileNotFoundError:
         raise BadInputError(f"{path}: ground-truth file not found; check the path") from None
-    except (OSError, ValueError, pickle.UnpicklingError, EOFError) as exc:
+    except (OSError, ValueError) as exc:
         raise BadInputError(f"{path}: cannot read ground truth ({exc}); give a revisitop gnd file") from None
     return ground_truth_from_dict(raw, source=str(path))
 

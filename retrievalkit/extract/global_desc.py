@@ -14,6 +14,7 @@ from retrievalkit.extract.inputs import resolve_inputs
 from retrievalkit.images.discover import select_shard
 from retrievalkit.images.loader import ImageDataset, group_same_shape, iter_images
 from retrievalkit.io.features import FeaturesWriter
+from retrievalkit.io.output import writes_output
 
 
 def build_network(model: str = "efficientnet-lite0", weights: str | None = None, pooling: str | None = None,
@@ -58,6 +59,7 @@ def describe_batch(net, x: torch.Tensor, scales: Sequence[float], regions: bool 
     return [v[i:i + 1] for i in range(v.shape[0])]
 
 
+@writes_output("output", inputs=("images", "list_file", "gnd", "weights", "whitening", "model"))
 def extract_global(
     images: str | os.PathLike,
     output: str | os.PathLike,

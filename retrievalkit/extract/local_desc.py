@@ -31,6 +31,7 @@ from retrievalkit.io.h5file import open_checked
 from retrievalkit.io.locals import KIND as LOCALS_KIND
 from retrievalkit.io.locals import SCHEMA as LOCALS_SCHEMA
 from retrievalkit.io.locals import Locals, pack_locals, validate_locals
+from retrievalkit.io.output import writes_output
 
 METHODS = ("deep", "sift")
 #: HOW's scale pyramid; on a CPU use a shorter one (see docs/local.md)
@@ -202,6 +203,7 @@ def _to_original(kp: np.ndarray, factor: float, off: tuple[float, float]) -> np.
 
 
 # ----------------------------------------------------------------------------------------- the stage
+@writes_output("output", inputs=("images", "list_file", "gnd", "weights", "model", "pca"))
 def extract_local(
     images: str | os.PathLike,
     output: str | os.PathLike,

@@ -10,10 +10,12 @@ import numpy as np
 
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io.features import Features, read_features, write_features
+from retrievalkit.io.output import writes_output
 
 _SHARD_KEYS = ("shard", "shard_range")
 
 
+@writes_output("output", inputs=("inputs",))
 def merge_features(inputs: Sequence[str | os.PathLike], output: str | os.PathLike) -> Path:
     """Concatenate features files made with the same settings, in shard order.
 

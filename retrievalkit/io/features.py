@@ -31,6 +31,7 @@ from retrievalkit.io.h5file import (
     write_header,
     write_names,
 )
+from retrievalkit.io.output import acquire_lock, commit, release_lock
 
 KIND = "rkit/features"
 SCHEMA = 1
@@ -106,21 +107,34 @@ class FeaturesWriter:
         self.path = Path(path)
         self.partial = partial_path(self.path)
         self.dim = dim
+        self.f = None
+        self._locked = False
+        # The partial file belongs to the output's lock (io/output.py): a second writer of the same output
+        # fails before it can touch the partial; re-entrant when the stage already claimed the output.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        acquire_lock(self.path)
+        self._locked = True
+        try:
+            self._open(dim, config, resume, half, inputs, regions)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, dim, config, resume, half, inputs, regions) -> None:
         dtype = np.float16 if half else np.float32
         if resume and self.partial.exists():
             try:
                 self.f = h5py.File(self.partial, "a")
             except OSError:
-                self.f = None
-            if self.f is not None:
-                old = read_config(self.f)
-                if old != config or int(self.f["vectors"].shape[1]) != dim:
-                    self.f.close()
-                    raise BadInputError(
-                        f"{self.partial}: the partial output was made with other settings; "
-                        f"drop --resume to start again (or delete {self.partial})")
-                return
-        self.partial.parent.mkdir(parents=True, exist_ok=True)
+                raise BadInputError(f"{self.partial}: the partial output cannot be opened (the run was killed while "
+                                    "writing it?); drop --resume to start again") from None
+            old = read_config(self.f)
+            if old != config or "vectors" not in self.f or int(self.f["vectors"].shape[1]) != dim:
+                raise BadInputError(
+                    f"{self.partial}: the partial output was made with other settings; "
+                    f"drop --resume to start again (or delete {self.partial})")
+            self._check_partial()
+            return
         self.f = h5py.File(self.partial, "w")
         write_header(self.f, KIND, SCHEMA, config, inputs)
         write_names(self.f, "names", [], resizable=True)
@@ -132,6 +146,21 @@ class FeaturesWriter:
         write_names(self.f, "failed_reason", [], resizable=True)
         self.f.attrs["done"] = 0
         self.f.flush()
+
+    def _check_partial(self) -> None:
+        """A partial left by a killed run must be a consistent prefix: every consumed item is a row or a failure."""
+        f = self.f
+        try:
+            n, m = f["names"].shape[0], f["vectors"].shape[0]
+            nf, nr = f["failed"].shape[0], f["failed_reason"].shape[0]
+            done = int(f.attrs["done"])
+            rows_ok = (m == n) if "image_index" not in f else (f["image_index"].shape[0] == m and m >= n)
+            ok = rows_ok and nf == nr and n + nf == done
+        except (KeyError, OSError, ValueError):
+            ok = False
+        if not ok:
+            raise BadInputError(f"{self.partial}: the partial output is inconsistent (the run was killed while "
+                                "writing it?); drop --resume to start again")
 
     @property
     def done(self) -> int:
@@ -177,8 +206,9 @@ class FeaturesWriter:
         if vec.shape[0] and not np.isfinite(vec[()].astype(np.float32)).all():
             self.close()
             raise BadInputError(f"{self.partial}: extraction produced NaN/Inf vectors; check the model")
+        self.f.close()
+        commit(self.partial, self.path)
         self.close()
-        os.replace(self.partial, self.path)
         return self.path
 
     def discard(self) -> None:
@@ -189,6 +219,9 @@ class FeaturesWriter:
     def close(self) -> None:
         if self.f is not None and self.f.id.valid:
             self.f.close()
+        if self._locked:
+            self._locked = False
+            release_lock(self.path)
 
     def __enter__(self):
         return self

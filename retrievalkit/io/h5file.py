@@ -1,9 +1,9 @@
 """Shared HDF5 plumbing: self-describing root attributes, schema checks and atomic writes.
 
 Every file a stage writes carries ``kind``, ``schema``, ``rkit_version``, ``created``,
-``command`` and ``config`` root attributes. Writes go to a temporary file in the target
-folder that is renamed into place only when complete (``os.replace``), so a crash never
-leaves a half-written output under the final name.
+``command`` and ``config`` root attributes. Writes go through :mod:`retrievalkit.io.output`:
+a locked target, a temporary file in the target folder renamed into place only when complete,
+so a crash never leaves a half-written output under the final name.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import datetime as _dt
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 
 from retrievalkit import __version__
 from retrievalkit.errors import BadInputError
+from retrievalkit.io.output import atomic_file, partial_path  # noqa: F401  (partial_path: re-exported)
 
 STR_DTYPE = h5py.string_dtype(encoding="utf-8")
 
@@ -32,41 +32,19 @@ def command_line() -> str:
     return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""
 
 
-def partial_path(path: str | os.PathLike) -> Path:
-    """Where an unfinished (resumable) output for ``path`` lives: same folder, hidden name."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.partial")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 @contextlib.contextmanager
 def atomic_h5(path: str | os.PathLike, kind: str, schema: int, config: dict | None = None,
               inputs: dict[str, str] | None = None) -> Iterator[h5py.File]:
     """Open a temporary HDF5 file next to ``path``; rename it to ``path`` on success.
 
-    The root attributes are written before the body. On any exception the temporary file is
-    removed and ``path`` is left untouched.
+    The target is checked and locked through :mod:`retrievalkit.io.output` (the one write path). The root
+    attributes are written before the body. On any exception the temporary file is removed and ``path`` is left
+    untouched.
     """
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
+    with atomic_file(path, (inputs or {}).values()) as tmp:
         with h5py.File(tmp, "w") as f:
             write_header(f, kind, schema, config, inputs)
             yield f
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def write_header(f: h5py.File, kind: str, schema: int, config: dict | None = None,

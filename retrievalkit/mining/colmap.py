@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from retrievalkit.errors import MissingDependencyError, UsageError
+from retrievalkit.io.output import write_text
 from retrievalkit.mining.positives import ModelObservations
 
 STATUS = "status.json"
@@ -118,9 +119,7 @@ def load_status(work_dir: str | os.PathLike, names: list[str], options: SfmOptio
 
 
 def _write_status(work_dir: Path, status: dict) -> None:
-    tmp = work_dir / f".{STATUS}.tmp"
-    tmp.write_text(json.dumps(status, indent=1))
-    os.replace(tmp, work_dir / STATUS)
+    write_text(work_dir / STATUS, json.dumps(status, indent=1))
 
 
 def _features_and_matches(pycolmap, db: Path, image_dir, names: list[str], options: SfmOptions) -> None:
@@ -172,7 +171,7 @@ def reconstruct(image_dir: str | os.PathLike, names: list[str], work_dir: str | 
         pycolmap.set_random_seed(options.seed)
         if not reuse_db:
             _features_and_matches(pycolmap, db, image_dir, names, options)
-            (work_dir / "database.json").write_text(json.dumps(db_key))
+            write_text(work_dir / "database.json", json.dumps(db_key))
         mp = pycolmap.IncrementalPipelineOptions()
         mp.num_threads = options.threads
         mp.min_model_size = options.min_model_size

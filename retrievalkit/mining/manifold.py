@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.io.output import writes_output
 
 METHODS = ("manifold", "euclidean")
 
@@ -199,6 +200,7 @@ def to_tuples_arrays(mined: MinedSets) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return np.asarray(qs, np.int64), np.asarray(ps, np.int64), nidx
 
 
+@writes_output("output", inputs=("features", "graph"))
 def manifold_mine(features: str | os.PathLike, graph: str | os.PathLike, output: str | os.PathLike, *,
                   method: str = "manifold", n_anchors: int = 100, k_pos: int = 10, k_neg: int = 10,
                   max_pos: int = 0, max_neg: int = 0, gamma: float = 3.0, alpha: float = 0.99, iters: int = 20,

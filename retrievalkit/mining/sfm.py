@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.io.output import writes_output
 from retrievalkit.io.tuples import Tuples, write_tuples
 from retrievalkit.mining.collections import Collection, cluster_by_descriptors, discover_collections
 from retrievalkit.mining.colmap import SfmOptions, load_status, read_model, reconstruct_isolated
@@ -85,6 +86,7 @@ def _descriptors_for(images: Path, names: list[str], features: str | os.PathLike
     return feats.vectors[[row[n] for n in names]]
 
 
+@writes_output("output", inputs=("images", "features", "models_dir"))
 def sfm_mine(
     images: str | os.PathLike,
     output: str | os.PathLike,

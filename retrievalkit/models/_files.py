@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,33 +26,34 @@ def _numpy_globals() -> list:
     return allowed
 
 
-def load_torch_file(path: str | Path, trusted: bool = False) -> object:
-    """``torch.load`` a file onto the CPU, refusing arbitrary pickled code unless ``trusted``.
+def load_torch_file(path: str | Path, what: str = "model file") -> object:
+    """``torch.load`` a file onto the CPU with ``weights_only=True``: tensors, containers, numbers, strings and
+    numpy arrays only, never code. ``what`` names the file's role in messages ("model file", "training state").
 
     Raises:
-        BadInputError: missing, unreadable or corrupt file, or a file that holds Python objects other than
-            tensors, containers, numbers, strings and numpy arrays (and ``trusted`` is False).
+        BadInputError: missing, unreadable or corrupt file, or a file that holds any other Python object (a file
+            that would run code when loaded is refused, not executed).
     """
     path = Path(path)
     if not path.is_file():
-        raise BadInputError(f"model file {path} does not exist or is not a file")
+        raise BadInputError(f"{what} {path} does not exist or is not a file")
     with open(path, "rb") as fh:
         if fh.read(8) == b"\x89HDF\r\n\x1a\n":
-            raise BadInputError(f"model file {path} is an HDF5 file (an rkit data file?), not a torch weights file")
+            raise BadInputError(f"{what} {path} is an HDF5 file (an rkit data file?), not a torch file")
     try:
-        if trusted:
-            return torch.load(path, map_location="cpu", weights_only=False)
         with torch.serialization.safe_globals(_numpy_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "Weights only load failed" in str(e):
+            found = re.search(r"GLOBAL ([\w.]+)", str(e))
+            name = f" ({found.group(1)})" if found else ""
             raise BadInputError(
-                f"model file {path} holds Python objects besides weights; if you trust its source, load it in "
-                f"Python with trusted=True and re-save its state_dict()") from e
-        raise BadInputError(f"model file {path} is corrupt or not a torch file ({e})") from e
+                f"{what} {path} holds Python objects besides weights{name} and is refused (loading it could run "
+                f"code); if you trust its source, load it in Python and re-save its state_dict()") from None
+        raise BadInputError(f"{what} {path} is corrupt or not a torch file ({e})") from None
     except Exception as e:  # torch raises RuntimeError, EOFError, zipfile errors, ... on damaged files
-        raise BadInputError(f"cannot read model file {path}: not a torch file or damaged "
-                            f"({type(e).__name__}: {str(e)[:200]})") from e
+        raise BadInputError(f"cannot read {what} {path}: not a torch file or damaged "
+                            f"({type(e).__name__}: {str(e)[:200]})") from None
 
 
 def load_state_into(module: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str | Path,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +24,7 @@ from torch import nn
 
 from retrievalkit import __version__
 from retrievalkit.errors import BadInputError, MissingDependencyError, UsageError
+from retrievalkit.io.output import atomic_file
 from retrievalkit.models._checks import ShapeError
 from retrievalkit.models._files import load_state_into, load_torch_file
 from retrievalkit.models.network import RetrievalNet
@@ -47,7 +47,6 @@ def save_model(net: RetrievalNet, path: str | Path, extra: Mapping | None = None
         the path written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "schema": SCHEMA,
@@ -57,18 +56,8 @@ def save_model(net: RetrievalNet, path: str | Path, extra: Mapping | None = None
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "extra": dict(extra or {}),
     }
-    # A unique name in the target folder (same file system, so os.replace is atomic); opened with "xb" so the
-    # file gets the usual permissions (mkstemp would make it private).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        with open(tmp, "xb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:  # the one write path: locked target, temporary file, rename
+        torch.save(payload, tmp)
     return path
 
 
@@ -90,7 +79,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def load_model(source: str | Path, device: str | torch.device | None = "cpu", *, backbone: str | None = None,
-               pooling: str | None = None, p: float | None = None, trusted: bool = False) -> RetrievalNet:
+               pooling: str | None = None, p: float | None = None) -> RetrievalNet:
     """Load a retrieval network, in eval mode on ``device``.
 
     Args:
@@ -103,7 +92,6 @@ def load_model(source: str | Path, device: str | torch.device | None = "cpu", *,
         backbone: architecture of a cirtorch/torchvision file that does not record one.
         pooling, p: override the pooling (and GeM power) of what is loaded; None keeps the file's (GeM p=3 for
             files without pooling).
-        trusted: allow files holding arbitrary pickled Python objects.
     Raises:
         BadInputError: unreadable, corrupt or unrecognised file (the message names it).
         UsageError: unknown registry name (close matches listed) or conflicting options.
@@ -111,7 +99,7 @@ def load_model(source: str | Path, device: str | torch.device | None = "cpu", *,
     dev = resolve_device(device)
     path = Path(source)
     if path.is_file():
-        net = _load_file(path, backbone=backbone, pooling=pooling, trusted=trusted)
+        net = _load_file(path, backbone=backbone, pooling=pooling)
     elif path.suffix or "/" in str(source) or os.sep in str(source):
         raise BadInputError(f"model file {path} does not exist")
     else:
@@ -133,8 +121,8 @@ def _apply_overrides(net: RetrievalNet, pooling: str | None, p: float | None) ->
             net.pool.p.fill_(float(p))
 
 
-def _load_file(path: Path, backbone: str | None, pooling: str | None, trusted: bool) -> RetrievalNet:
-    obj = load_torch_file(path, trusted=trusted)
+def _load_file(path: Path, backbone: str | None, pooling: str | None) -> RetrievalNet:
+    obj = load_torch_file(path)
     if not isinstance(obj, Mapping):
         raise BadInputError(f"{path} holds a {type(obj).__name__}, not a model checkpoint or state dict")
     if "format" in obj:

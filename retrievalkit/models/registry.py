@@ -115,14 +115,13 @@ def seeded_init(seed: int = 0) -> Iterator[None]:
         yield
 
 
-def create_backbone(name: str, weights: str | Path | None = None, trusted: bool = False,
+def create_backbone(name: str, weights: str | Path | None = None,
                     **options: object) -> nn.Module:
     """Build a registered backbone and load its weights.
 
     Args:
         name: registry name (see :func:`list_backbones`).
         weights: None (registered default), "random", "imagenet", or a path to a weights file (see module doc).
-        trusted: allow weights files that hold arbitrary pickled Python objects.
         **options: passed to the backbone's constructor (e.g. ``padding="dynamic"`` for efficientnet-lite0,
             ``num_classes=1000`` to keep a classifier).
     Returns:
@@ -154,13 +153,13 @@ def create_backbone(name: str, weights: str | Path | None = None, trusted: bool 
             raise MissingDependencyError(
                 f"no ImageNet weights are bundled for {spec.name}; pass weights=PATH to a torchvision {spec.name} "
                 "state dict or a cirtorch checkpoint (or weights='random')")
-        load_backbone_weights(backbone, spec.imagenet_weights(), trusted=trusted)
+        load_backbone_weights(backbone, spec.imagenet_weights())
         return backbone
     if isinstance(choice, (str, Path)):
         path = Path(choice)
         if not path.exists() and isinstance(choice, str) and not any(c in choice for c in "/\\."):
             raise UsageError(f"weights={choice!r}: expected 'imagenet', 'random' or a path to a weights file")
-        load_backbone_weights(backbone, path, trusted=trusted)
+        load_backbone_weights(backbone, path)
         return backbone
     raise UsageError(f"weights must be None, 'imagenet', 'random' or a path; got {type(choice).__name__}")
 
@@ -198,12 +197,12 @@ def backbone_state_dict(obj: object, backbone: nn.Module, source: str | Path) ->
     return state
 
 
-def load_backbone_weights(backbone: nn.Module, path: str | Path, trusted: bool = False) -> None:
+def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
     """Load a weights file (see :func:`backbone_state_dict` for the accepted layouts) into ``backbone``.
 
     Raises:
         BadInputError: the file cannot be read, or its keys/shapes do not fit (the message names the file).
     """
-    obj = load_torch_file(path, trusted=trusted)
+    obj = load_torch_file(path, what="weights file")
     state = backbone_state_dict(obj, backbone, path)
     load_state_into(backbone, state, path, what=f"backbone {getattr(backbone, 'name', type(backbone).__name__)}")

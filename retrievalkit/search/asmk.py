@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from retrievalkit.io.output import writes_output
+
 #: popcount of every byte value
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
@@ -303,6 +305,7 @@ def search_asmk(ivf: InvertedFile, query_descriptors: np.ndarray, query_offsets:
 
 
 # --------------------------------------------------------------------------------------------- stages
+@writes_output("output", inputs=("locals_path", "codebook", "train"))
 def build_asmk(locals_path, output, *, codebook_size: int | None = None, codebook=None, train=None,
                ma: int = DEFAULT_MA_DB, chunk: int = 500, shard: tuple[int, int] | None = None,
                niter: int = 10, seed: int = 0, progress: Callable[[int], None] | None = None):
@@ -370,6 +373,7 @@ def build_asmk(locals_path, output, *, codebook_size: int | None = None, codeboo
     return write_asmk_index(Path(output), names, ivf, inputs)
 
 
+@writes_output("output", inputs=("indexes", "queries"))
 def search_asmk_files(indexes, queries, output, *, k: int = 100, ma: int = DEFAULT_MA_QUERY,
                       alpha: float = DEFAULT_ALPHA, tau: float = DEFAULT_TAU,
                       progress: Callable[[int], None] | None = None):
@@ -486,6 +490,7 @@ def fuse_ranks(ranks: list, k: int = 100):
                                                       "fused": [r.config.get("method") for r in ranks]})
 
 
+@writes_output("output", inputs=("inputs",))
 def fuse_ranks_files(inputs, output, *, k: int = 100):
     """Read two or more ranks files of the same queries and database, fuse them (:func:`fuse_ranks`), write one.
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io import KnnGraph, Ranks, read_features, write_knn, write_ranks
+from retrievalkit.io.output import writes_output
 from retrievalkit.search.exact import knn_graph, search_ip
 
 
@@ -17,6 +18,7 @@ def _check_single_vector(feats, what: str):
                             "image — use `rkit diffuse` with regional diffusion, or extract without --regions")
 
 
+@writes_output("output", inputs=("database", "queries"))
 def search(database: str | os.PathLike, queries: str | os.PathLike, output: str | os.PathLike, k: int = 100,
            device: str = "cpu", block: int = 4096, progress: Callable[[int], None] | None = None) -> Path:
     """Exact inner-product search of every query against the database; writes a ranks file."""
@@ -37,6 +39,7 @@ def search(database: str | os.PathLike, queries: str | os.PathLike, output: str 
                        inputs={"database": str(database), "queries": str(queries)})
 
 
+@writes_output("output", inputs=("database",))
 def knn(database: str | os.PathLike, output: str | os.PathLike, k: int = 50, device: str = "cpu",
         block: int = 4096, progress: Callable[[int], None] | None = None) -> Path:
     """The database's exact kNN graph (self excluded); writes a knn file."""

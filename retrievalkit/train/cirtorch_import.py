@@ -10,31 +10,14 @@ offset so that they never collide with training clusters.
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.io.output import writes_output
+from retrievalkit.io.pickles import load_pickle
 from retrievalkit.io.tuples import Tuples, write_tuples
-
-
-class _PlainUnpickler(pickle.Unpickler):
-    """Plain containers and numpy arrays only: a data file must not run code."""
-
-    _allowed = {
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-        ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self._allowed:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
 
 def cid_to_name(cid: str, layout: str = "cirtorch") -> str:
@@ -66,13 +49,7 @@ def _split(db: dict, key: str, path: Path) -> tuple[list[str], np.ndarray, np.nd
 
 def read_cirtorch_db(path: str | os.PathLike) -> dict:
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            db = _PlainUnpickler(f).load()
-    except FileNotFoundError:
-        raise BadInputError(f"{path}: file not found") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
-        raise BadInputError(f"{path}: not a readable cirtorch pickle ({e})") from None
+    db = load_pickle(path, "cirtorch pickle")  # restricted: refuses anything that would run code
     if not isinstance(db, dict):
         raise BadInputError(f"{path}: holds a {type(db).__name__}, expected a dict of splits")
     return db
@@ -107,6 +84,7 @@ def cirtorch_to_tuples(db: dict, image_root: str = "", val: bool = True, layout:
     return Tuples(names, cluster, q, p, None, str(image_root), config, vq, vp)
 
 
+@writes_output("output", inputs=("pkl",))
 def import_cirtorch(pkl: str | os.PathLike, output: str | os.PathLike, image_root: str | os.PathLike = "",
                     val: bool = True, layout: str = "cirtorch") -> Path:
     """Read a cirtorch ``retrieval-SfM-*.pkl`` and write it as a tuples file; returns the path."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,7 +26,9 @@ import numpy as np
 import torch
 
 from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.io.output import atomic_file, write_text, writes_output
 from retrievalkit.io.tuples import Tuples, read_tuples
+from retrievalkit.models._files import load_torch_file
 from retrievalkit.train.batch import batch_backward, build_batch, embed, is_pair, make_loss, pair_keys
 from retrievalkit.train.data import TrainImages, resolve_image_root
 from retrievalkit.train.losses import LOSSES
@@ -98,21 +99,6 @@ def state_path(output: str | os.PathLike) -> Path:
 def log_path(output: str | os.PathLike) -> Path:
     output = Path(output)
     return output.with_name(output.stem + ".log.json")
-
-
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def build_net(cfg: TrainConfig, device: str):
@@ -241,6 +227,14 @@ def _all_reduce_grads(net, world: int) -> None:
         prm.grad /= world
 
 
+def _config_files(args: dict) -> list:
+    """Files named by the settings (start model, whitening, validation ground truth): inputs too."""
+    cfg, over = args.get("cfg"), args.get("overrides") or {}
+    keys = ("model", "whitening", "val_gnd")
+    return [getattr(cfg, k, None) for k in keys] + [over.get(k) for k in keys]
+
+
+@writes_output("output", inputs=("tuples", "images", _config_files))
 def train(tuples: str | os.PathLike, output: str | os.PathLike, cfg: TrainConfig | None = None, *,
           images: str | os.PathLike | None = None, resume: bool = False,
           events: Callable[[str, dict], None] | None = None, **overrides) -> Path:
@@ -288,7 +282,9 @@ def train(tuples: str | os.PathLike, output: str | os.PathLike, cfg: TrainConfig
     if resume:
         if not spath.exists():
             raise BadInputError(f"{spath}: no training state to resume from; drop --resume to start a new run")
-        state = torch.load(spath, map_location="cpu", weights_only=False)
+        state = load_torch_file(spath, what="training state")  # weights_only: a state file cannot run code
+        if not isinstance(state, dict) or not {"config", "net", "optimizer", "scheduler", "epoch", "log"} <= set(state):
+            raise BadInputError(f"{spath}: not an rkit training state; drop --resume to start a new run")
         diff = sorted(k for k in saved_cfg if k not in _RESUMABLE and state["config"].get(k) != saved_cfg[k])
         if diff:
             raise UsageError(f"{spath}: was made with other settings ({', '.join(diff)}); resume with the same "
@@ -339,12 +335,12 @@ def train(tuples: str | os.PathLike, output: str | os.PathLike, cfg: TrainConfig
         if rank == 0:
             state = {"epoch": epoch + 1, "config": saved_cfg, "net": net.state_dict(), "optimizer": opt.state_dict(),
                      "scheduler": sched.state_dict(), "log": log}
-            _atomic_write(spath, lambda tmp, s=state: torch.save(s, tmp))
+            with atomic_file(spath) as tmp:
+                torch.save(state, tmp)
             save_model(net, output, extra={"train": saved_cfg, "tuples": str(tuples), "epoch": epoch + 1,
                                            "log": log})
-            _atomic_write(log_path(output),
-                          lambda tmp: Path(tmp).write_text(json.dumps({"config": saved_cfg, "tuples": str(tuples),
-                                                                       "epochs": log}, indent=1)))
+            write_text(log_path(output), json.dumps({"config": saved_cfg, "tuples": str(tuples), "epochs": log},
+                                                    indent=1))
         events("epoch_end", record)
     if start >= cfg.epochs and not output.exists():
         raise BadInputError(f"{spath}: already trained {start} epochs; raise --epochs to continue")

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.io.output import writes_output
 from retrievalkit.verify.geometry import match_descriptors, verify_pair
 
 DEFAULT_TOP_K = 100
@@ -139,6 +140,7 @@ def rerank_shortlist(indices: np.ndarray, scores: np.ndarray, inliers: np.ndarra
     return idx, sc.astype(np.float32)
 
 
+@writes_output("output", inputs=("ranks", "queries_locals", "database_locals"))
 def verify_ranks(
     ranks: str | os.PathLike,
     queries_locals: str | os.PathLike,

@@ -10,6 +10,7 @@ import numpy as np
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.images.discover import strip_extension
 from retrievalkit.io.features import Features, read_features, write_features
+from retrievalkit.io.output import writes_output
 from retrievalkit.io.tuples import Tuples, read_tuples
 from retrievalkit.whiten.core import apply_whitening, learned_whitening, pca_whitening
 from retrievalkit.whiten.whitening_file import Whitening, read_whitening, write_whitening
@@ -58,6 +59,7 @@ def _pairs_in_features(feats: Features, tup: Tuples) -> tuple[np.ndarray, np.nda
     return q, p
 
 
+@writes_output("output", inputs=("features", "tuples"))
 def learn_whitening(features: str | os.PathLike, output: str | os.PathLike, method: str = "pca",
                     tuples: str | os.PathLike | None = None, dim: int | None = None, shrinkage: float = 0.0,
                     power: float = 0.5) -> Path:
@@ -87,6 +89,7 @@ def learn_whitening(features: str | os.PathLike, output: str | os.PathLike, meth
     return write_whitening(output, Whitening(m, P, method, config), inputs)
 
 
+@writes_output("output", inputs=("features", "whitening"))
 def apply_whitening_file(features: str | os.PathLike, whitening: str | os.PathLike, output: str | os.PathLike,
                          dim: int | None = None) -> Path:
     """Whiten (and re-L2-normalise) every vector of ``features``; keep the first ``dim`` rows of P when given."""

@@ -132,7 +132,7 @@ def test_bad_files_name_the_file(tmp_path):
     with pytest.raises(BadInputError, match="odd.pt"):
         load_model(tmp_path / "odd.pt")
     torch.save({"state_dict": {"x": torch.ones(1)}, "obj": UsageError("pickled object")}, tmp_path / "pickle.pt")
-    with pytest.raises(BadInputError, match="pickle.pt.*trusted"):
+    with pytest.raises(BadInputError, match="pickle.pt.*refused"):
         load_model(tmp_path / "pickle.pt")
 
 
