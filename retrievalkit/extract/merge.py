@@ -9,10 +9,36 @@ from pathlib import Path
 import numpy as np
 
 from retrievalkit.errors import BadInputError, UsageError
-from retrievalkit.io.features import Features, read_features, write_features
+from retrievalkit.io.features import KIND, SCHEMA, Features, read_features, write_features
+from retrievalkit.io.h5file import open_checked
 from retrievalkit.io.output import writes_output
 
 _SHARD_KEYS = ("shard", "shard_range")
+
+
+def _check_finished(f: Features) -> None:
+    """A part must be a finished extraction whose rows account for its whole range, each item exactly once."""
+    if f.path is not None and f.path.name.startswith(".") and f.path.name.endswith(".partial"):
+        raise BadInputError(f"{f.path}: an unfinished extraction (a partial output); finish it with "
+                            "`rkit extract ... --resume` before merging")
+    with open_checked(f.path, KIND, SCHEMA) as h:
+        done = h.attrs.get("done")
+    done = None if done is None else int(done)
+    rows = len(f.names) + len(f.failed)
+    rng = f.config.get("shard_range")
+    if rng:
+        s, e = (int(v) for v in rng)
+        if done is not None and done < e - s:
+            raise BadInputError(f"{f.path}: an unfinished extraction ({done} of the {e - s} images of its range "
+                                f"{s}-{e} done); finish it with `rkit extract ... --resume` before merging")
+        if rows != e - s:
+            raise BadInputError(f"{f.path}: holds {rows} images (rows + failed) but its shard range {s}-{e} has "
+                                f"{e - s}; the file was altered or is damaged — re-extract this shard")
+    elif done is not None and done != rows:
+        raise BadInputError(f"{f.path}: holds {rows} images (rows + failed) but records {done} done; the file is "
+                            "unfinished or altered — re-extract it")
+    if len(set(f.names)) != len(f.names):
+        raise BadInputError(f"{f.path}: an image name appears twice; the file was altered — re-extract it")
 
 
 @writes_output("output", inputs=("inputs",))
@@ -24,6 +50,8 @@ def merge_features(inputs: Sequence[str | os.PathLike], output: str | os.PathLik
     if not inputs:
         raise UsageError("merge: give at least one features file")
     parts = [read_features(p) for p in inputs]
+    for f in parts:
+        _check_finished(f)
     base_cfg = {k: v for k, v in parts[0].config.items() if k not in _SHARD_KEYS}
     for f in parts[1:]:
         cfg = {k: v for k, v in f.config.items() if k not in _SHARD_KEYS}
@@ -33,18 +61,27 @@ def merge_features(inputs: Sequence[str | os.PathLike], output: str | os.PathLik
                                 "merge only shards of one extraction")
         if f.dim != parts[0].dim:
             raise BadInputError(f"{f.path}: dimension {f.dim} differs from {parts[0].path} ({parts[0].dim})")
-    if all(f.config.get("shard_range") for f in parts):
+    ranged = [bool(f.config.get("shard_range")) for f in parts]
+    if any(ranged) and not all(ranged):
+        f = parts[ranged.index(False)]
+        raise BadInputError(f"{f.path}: records no shard range while the other inputs do; merge only the shard "
+                            "outputs of one extraction")
+    if all(ranged):
         parts.sort(key=lambda f: f.config["shard_range"][0])
         pos = 0
         for f in parts:
             s, e = f.config["shard_range"]
-            if s != pos:
+            if s < pos:
+                raise BadInputError(f"{f.path}: shard covers images {s}-{e} but the previous shards already reach "
+                                    f"{pos}; shards overlap (a shard given twice?)")
+            if s > pos:
                 raise BadInputError(f"{f.path}: shard starts at image {s} but the previous shards end at {pos}; "
-                                    "a shard is missing or given twice")
+                                    "a shard is missing")
             pos = e
         total = parts[0].config.get("total_images")
         if total is not None and pos != total:
-            raise BadInputError(f"merge: the shards cover {pos} of {total} images; a shard is missing")
+            raise BadInputError(f"{parts[-1].path}: the shards cover {pos} of {total} images; a shard is missing "
+                                f"(images {pos}-{total})")
     names = [n for f in parts for n in f.names]
     if len(set(names)) != len(names):
         raise BadInputError("merge: an image name appears in two inputs; merge each shard once")
