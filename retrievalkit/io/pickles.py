@@ -30,6 +30,18 @@ def _latin1_encode(text: str, encoding: str = "latin1", errors: str = "strict") 
     return text.encode("latin1")
 
 
+def _bytes_from(kind: type):
+    # Python 3 writes an empty bytes object into protocol 2 pickles as __builtin__.bytes() (numpy does so for
+    # empty arrays). Allow building bytes from nothing, bytes or a list of ints, never from a size (a huge
+    # allocation) or text with a codec.
+    def build(*args):
+        if len(args) > 1 or (args and not isinstance(args[0], (bytes, bytearray, list))):
+            raise pickle.UnpicklingError(f"refusing {kind.__name__}{tuple(type(a).__name__ for a in args)}")
+        return kind(*args)
+
+    return build
+
+
 def _numpy_names() -> dict[tuple[str, str], Any]:
     core = getattr(np, "_core", None) or np.core
     ma, numeric = core.multiarray, core.numeric
@@ -49,10 +61,9 @@ def _numpy_names() -> dict[tuple[str, str], Any]:
 _ALLOWED: dict[tuple[str, str], Any] = {
     **_numpy_names(),
     ("_codecs", "encode"): _latin1_encode,
-    ("builtins", "set"): set, ("builtins", "frozenset"): frozenset, ("builtins", "bytearray"): bytearray,
-    ("builtins", "complex"): complex, ("builtins", "slice"): slice, ("builtins", "range"): range,
-    ("__builtin__", "set"): set, ("__builtin__", "frozenset"): frozenset, ("__builtin__", "bytearray"): bytearray,
-    ("__builtin__", "complex"): complex,
+    **{(mod, name): obj for mod in ("builtins", "__builtin__") for name, obj in (
+        ("set", set), ("frozenset", frozenset), ("complex", complex), ("slice", slice),
+        ("bytes", _bytes_from(bytes)), ("bytearray", _bytes_from(bytearray)))},
     ("collections", "OrderedDict"): collections.OrderedDict,
 }
 
