@@ -19,6 +19,7 @@ import pytest
 from tests.reliability.rkit_batch import Result, run_batch
 
 N_IMAGES = 12
+N_BIG = 400  # enough images that an extraction is still running when a test interrupts it
 EXTRACT = ["--model", "tiny-cnn", "--size", "32", "--workers", "0"]
 
 
@@ -31,6 +32,8 @@ class World:
     whiten: Path
     tuples: Path
     shards: list[Path]
+    big: Path
+    big_clean: Path
     gnd_json: Path
     gnd_pkl: Path
     cirtorch_pkl: Path
@@ -98,6 +101,8 @@ def make_world(root: Path) -> World:
 
     images = root / "images"
     names = write_images(images, N_IMAGES)
+    big = root / "big"
+    write_images(big, N_BIG, seed=5, size=(24, 32))
     gnd = gnd_dict(names)
     (root / "gnd.json").write_text(json.dumps(to_jsonable(gnd)))
     with open(root / "gnd.pkl", "wb") as f:
@@ -115,6 +120,7 @@ def make_world(root: Path) -> World:
              ["train", "import-cirtorch", root / "cirtorch.pkl", "-o", out["tuples"], "--layout", "flat",
               "--image-root", images],
              *[["extract", images, "-o", s, *EXTRACT, "--shard", f"{i}/3"] for i, s in enumerate(shards, 1)],
+             ["extract", big, "-o", root / "big_clean.h5", *EXTRACT],
              ["evaluate", out["ranks"], "--gnd", root / "gnd.json"],
              ["evaluate", out["ranks"], "--gnd", root / "gnd.pkl"]]
     setup = run_batch(cases, root)
@@ -122,9 +128,24 @@ def make_world(root: Path) -> World:
         if r.code != 0:
             raise AssertionError(f"set-up command rkit {' '.join(map(str, args))} failed ({r.code}):\n{r.stderr}")
     return World(root, images, out["feats"], out["ranks"], root / "whiten.h5", out["tuples"], shards,
-                 root / "gnd.json", root / "gnd.pkl", root / "cirtorch.pkl", setup)
+                 big, root / "big_clean.h5", root / "gnd.json", root / "gnd.pkl", root / "cirtorch.pkl", setup)
 
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> World:
     return make_world(tmp_path_factory.mktemp("world"))
+
+
+def assert_refused(r: Result, code: int, *words: str, changed: set[str] | None = None) -> str:
+    """A refused command: exit ``code``, exactly one ``error:`` line on stderr (no traceback) containing
+    ``words``, nothing on stdout, and no file created, changed or removed (except the paths in ``changed``)."""
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.code == code, (r.code, r.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert r.stdout == ""
+    diff = {k for k in set(r.before) | set(r.after) if r.before.get(k) != r.after.get(k)}
+    assert diff <= (changed or set()), f"files touched by a refused command: {sorted(diff)}"
+    return lines[0]
