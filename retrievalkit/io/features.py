@@ -135,7 +135,10 @@ class FeaturesWriter:
                     f"drop --resume to start again (or delete {self.partial})")
             self._check_partial()
             return
-        self.f = h5py.File(self.partial, "w")
+        # Created under a scratch name and renamed once its header is on disk, so a run killed while creating it
+        # never leaves a half-made partial for --resume to trip over.
+        fresh = self.partial.with_name(self.partial.name + ".new")
+        self.f = h5py.File(fresh, "w")
         write_header(self.f, KIND, SCHEMA, config, inputs)
         write_names(self.f, "names", [], resizable=True)
         self.f.create_dataset("vectors", shape=(0, dim), maxshape=(None, dim), dtype=dtype,
@@ -146,6 +149,7 @@ class FeaturesWriter:
         write_names(self.f, "failed_reason", [], resizable=True)
         self.f.attrs["done"] = 0
         self.f.flush()
+        os.replace(fresh, self.partial)
 
     def _check_partial(self) -> None:
         """A partial left by a killed run must be a consistent prefix: every consumed item is a row or a failure."""

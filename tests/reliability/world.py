@@ -19,7 +19,7 @@ import pytest
 from tests.reliability.rkit_batch import Result, run_batch
 
 N_IMAGES = 12
-N_BIG = 400  # enough images that an extraction is still running when a test interrupts it
+N_BIG = 256  # enough images that an extraction is still running when a test interrupts it
 EXTRACT = ["--model", "tiny-cnn", "--size", "32", "--workers", "0"]
 
 
@@ -31,6 +31,7 @@ class World:
     ranks: Path
     whiten: Path
     tuples: Path
+    locals: Path
     shards: list[Path]
     big: Path
     big_clean: Path
@@ -113,7 +114,7 @@ def make_world(root: Path) -> World:
     rng = np.random.default_rng(1)
     q, _ = np.linalg.qr(rng.normal(size=(64, 64)))
     write_whitening(root / "whiten.h5", Whitening(np.zeros(64, np.float32), q[:16].astype(np.float32)))
-    out = {k: root / f"{k}.h5" for k in ("feats", "ranks", "tuples")}
+    out = {k: root / f"{k}.h5" for k in ("feats", "ranks", "tuples", "locals")}
     shards = [root / f"part{i}.h5" for i in (1, 2, 3)]
     cases = [["extract", images, "-o", out["feats"], *EXTRACT],
              ["index", "search", out["feats"], out["feats"], "-o", out["ranks"], "-k", "5"],
@@ -121,13 +122,15 @@ def make_world(root: Path) -> World:
               "--image-root", images],
              *[["extract", images, "-o", s, *EXTRACT, "--shard", f"{i}/3"] for i, s in enumerate(shards, 1)],
              ["extract", big, "-o", root / "big_clean.h5", *EXTRACT],
+             ["extract", images, "-o", out["locals"], "--local", "--local-method", "sift", "--size", "64",
+              "--max-features", "50", "--workers", "0"],
              ["evaluate", out["ranks"], "--gnd", root / "gnd.json"],
              ["evaluate", out["ranks"], "--gnd", root / "gnd.pkl"]]
     setup = run_batch(cases, root)
     for args, r in zip(cases, setup):
         if r.code != 0:
             raise AssertionError(f"set-up command rkit {' '.join(map(str, args))} failed ({r.code}):\n{r.stderr}")
-    return World(root, images, out["feats"], out["ranks"], root / "whiten.h5", out["tuples"], shards,
+    return World(root, images, out["feats"], out["ranks"], root / "whiten.h5", out["tuples"], out["locals"], shards,
                  big, root / "big_clean.h5", root / "gnd.json", root / "gnd.pkl", root / "cirtorch.pkl", setup)
 
 
