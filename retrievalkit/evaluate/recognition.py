@@ -70,3 +70,39 @@ def recognition_metrics(pred: Sequence, conf, truth: Sequence) -> dict:
     return {"accuracy": None if np.isnan(acc) else round(100 * acc, 2),
             "gap": None if np.isnan(gap) else round(100 * gap, 2),
             "images": len(truth), "with_class": sum(not _missing(t) for t in truth)}
+
+
+def evaluate_predictions(predictions, truth) -> dict:
+    """Recognition metrics of a predictions CSV (``rkit propagate``) against a truth CSV ``name,label``.
+
+    Only the images listed in the truth file are scored (leave the labelled training images out of it); an empty
+    truth label marks an image without a class (a distractor). Names match exactly or without extension.
+    Returns :func:`recognition_metrics`' dict.
+    """
+    import csv
+    import os
+    from pathlib import Path
+
+    from retrievalkit.errors import BadInputError
+    from retrievalkit.io.labels import read_predictions
+
+    pred = read_predictions(predictions)
+    path = Path(truth)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or "name" not in reader.fieldnames or "label" not in reader.fieldnames:
+                raise BadInputError(f"{path}: expected a CSV header name,label (empty label: no class)")
+            rows = [((r.get("name") or "").strip(), (r.get("label") or "").strip()) for r in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise BadInputError(f"{path}: cannot read it as a UTF-8 CSV file ({e})") from None
+    if not rows:
+        raise BadInputError(f"{path}: holds no rows to score")
+    index = {n: i for i, n in enumerate(pred.names)}
+    index.update({os.path.splitext(n)[0]: i for i, n in enumerate(pred.names) if os.path.splitext(n)[0] not in index})
+    missing = [n for n, _ in rows if index.get(n, index.get(os.path.splitext(n)[0])) is None]
+    if missing:
+        raise BadInputError(f"{predictions}: has no prediction for {len(missing)} image(s) of {path}, e.g. "
+                            f"{missing[0]!r}")
+    sel = [index.get(n, index.get(os.path.splitext(n)[0])) for n, _ in rows]
+    return recognition_metrics([pred.labels[i] for i in sel], pred.confidence[sel], [t for _, t in rows])

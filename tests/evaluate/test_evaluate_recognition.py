@@ -35,3 +35,30 @@ def test_gap_perfect_missing_and_ties():
     assert math.isnan(global_average_precision(["a"], [1.0], [None]))
     with pytest.raises(UsageError):
         global_average_precision(["a"], [1.0, 2.0], ["a"])
+
+
+def test_cli_scores_a_predictions_csv(tmp_path):
+    import json
+
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from retrievalkit.cli.app import app
+    from retrievalkit.io.labels import Predictions, write_predictions
+
+    write_predictions(tmp_path / "p.csv", Predictions(["a.jpg", "b.jpg", "c.jpg", "d.jpg", "seed.jpg"],
+                                                      ["A", "X", "C", "A", "A"],
+                                                      np.array([0.9, 0.8, 0.5, 0.95, 1.0]), np.ones(5)))
+    # the labelled image (seed) is left out of the truth file; d is a distractor (empty label)
+    (tmp_path / "truth.csv").write_text("name,label\na,A\nb,B\nc.jpg,C\nd,\n")
+    res = CliRunner().invoke(app, ["-q", "evaluate", str(tmp_path / "p.csv"), "--labels", str(tmp_path / "truth.csv")])
+    assert res.exit_code == 0, res.output
+    m = json.loads(res.output.strip().splitlines()[-1])
+    assert m["gap"] == pytest.approx(100 / 3, abs=0.01) and m["accuracy"] == pytest.approx(66.67)
+    assert m["images"] == 4 and m["with_class"] == 3
+    (tmp_path / "other.csv").write_text("name,label\nzzz,A\n")
+    res = CliRunner().invoke(app, ["evaluate", str(tmp_path / "p.csv"), "--labels", str(tmp_path / "other.csv")])
+    assert res.exit_code == 3 and "zzz" in res.output
+    res = CliRunner().invoke(app, ["evaluate", str(tmp_path / "p.csv"), "--labels", str(tmp_path / "truth.csv"),
+                                   "--gt", str(tmp_path / "truth.csv")])
+    assert res.exit_code == 2
