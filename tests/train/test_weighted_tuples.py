@@ -61,3 +61,25 @@ def test_tuples_file_weight_round_trip(tmp_path):
     with pytest.raises(BadInputError, match="weight"):
         write_tuples(tmp_path / "bad.h5", Tuples(["a", "b"], np.zeros(2), np.array([0]), np.array([1]),
                                                  weight=np.array([-1.0])))
+
+
+def test_training_uses_the_file_weights(tmp_path):
+    import json
+
+    from retrievalkit.train import TrainConfig, train
+    from retrievalkit.train.loop import log_path
+    from tests.train.test_train_run import CFG, _state, _synthetic_set
+
+    src = read_tuples(_synthetic_set(tmp_path / "ims", val=False))
+    cfg = TrainConfig(**CFG, epochs=1)
+    runs = {}
+    for key, w in (("plain", None), ("ones", np.ones(len(src))), ("zeros", np.zeros(len(src)))):
+        src.weight = w
+        tup = write_tuples(tmp_path / f"{key}.h5", src)
+        out = train(tup, tmp_path / f"{key}.pt", cfg)
+        runs[key] = (_state(out), json.loads(log_path(out).read_text())["epochs"][0]["loss"])
+    # weight 1 everywhere is the unweighted run; weight 0 gives a zero loss (nothing to learn from)
+    assert runs["ones"][1] == pytest.approx(runs["plain"][1], rel=1e-6)
+    for k, v in runs["plain"][0].items():
+        assert torch.equal(v, runs["ones"][0][k]), k
+    assert runs["zeros"][1] == 0.0 and runs["plain"][1] > 0
