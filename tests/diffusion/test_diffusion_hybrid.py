@@ -60,6 +60,20 @@ def test_converged_hybrid_equals_closed_form(clustered, rank):
     assert np.abs(F - (1 - ALPHA) * F_cg).max() <= 1e-6 * np.abs(ref).max()
 
 
+def test_inexact_eigenpairs_still_converge_to_the_exact_solution(clustered):
+    # eigenpairs known only to ~1e-3 (a loose Lanczos tolerance, float32 storage): the CG part starts from the true
+    # residual of the spectral solution, so the error of the eigenvectors is corrected, not frozen in
+    x, _ = clustered
+    S = _graph(x)
+    Y = _seeds(S.shape[0], 3, seed=5)
+    lam, U = top_eigenpairs(S, 12, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    U_bad = np.linalg.qr(U + 1e-3 * rng.standard_normal(U.shape))[0]
+    ref = _closed_form(S, Y)
+    F = hybrid_solve(S, U_bad, lam * (1 - 1e-4), Y, ALPHA, iters=2000, tol=1e-14, dtype=np.float64)
+    assert np.abs(F - ref).max() <= 1e-6 * np.abs(ref).max()
+
+
 def test_full_rank_zero_iterations_is_spectral(clustered):
     x, _ = clustered
     S = _graph(x)
