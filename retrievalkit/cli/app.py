@@ -48,7 +48,7 @@ def _root(
 
 def _register() -> None:
     # Each module adds its command(s) to ``app``; import order is the order in --help.
-    for mod in ("extract", "whiten", "index", "diffuse", "evaluate", "sfm_mine", "manifold_mine",
+    for mod in ("extract", "whiten", "index", "diffuse", "propagate", "evaluate", "sfm_mine", "manifold_mine",
                 "train", "verify", "copy_detect"):
         try:
             m = importlib.import_module(f"retrievalkit.cli.{mod}")

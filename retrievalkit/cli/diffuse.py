@@ -20,7 +20,8 @@ def diffuse_cmd(
     graph: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
                                                   help="kNN graph of the database (rkit index knn); its first "
                                                        "--graph-k columns are used. Default: built here.")] = None,
-    method: Annotated[str, typer.Option(help="cg (default), truncated, spectral, none (plain search); shortcuts: "
+    method: Annotated[str, typer.Option(help="cg (default), truncated, spectral, hybrid (spectral + CG on the rest), "
+                                             "none (plain search); shortcuts: "
                                              "aqe, alpha-qe, alpha-dba (= none + that expansion).")] = "cg",
     qe: Annotated[str, typer.Option(help="Query expansion before ranking/diffusion: none, aqe, alpha-qe.")] = "none",
     qe_n: Annotated[int, typer.Option(help="Query expansion: top-n database vectors.")] = 10,
@@ -33,13 +34,16 @@ def diffuse_cmd(
     gamma: Annotated[float, typer.Option(help="Similarity exponent of graph and query weights.")] = 3.0,
     alpha: Annotated[float, typer.Option(help="Diffusion alpha in (0, 1).")] = 0.99,
     query_k: Annotated[int, typer.Option(help="Database neighbours that seed each query.")] = 10,
-    iters: Annotated[int, typer.Option(help="Maximum CG iterations.")] = 20,
+    iters: Annotated[int, typer.Option(help="Maximum CG iterations (hybrid: CG iterations after the spectral "
+                                            "part, 0 allowed).")] = 20,
     tol: Annotated[float, typer.Option(help="CG relative residual to stop at.")] = 1e-6,
     trunc_n: Annotated[int, typer.Option(help="truncated: subgraph of each query's top-n.")] = 1000,
     spectral: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
-                                                     help="Eigenpairs (rkit diffuse-prepare) for spectral.")] = None,
-    rank: Annotated[int | None, typer.Option(help="spectral without --spectral: eigenpairs to compute "
-                                                     "(default min(N, 1000)).")] = None,
+                                                     help="Eigenpairs (rkit diffuse-prepare) for spectral "
+                                                          "or hybrid.")] = None,
+    rank: Annotated[int | None, typer.Option(help="spectral/hybrid without --spectral: eigenpairs to "
+                                                     "compute (default min(N, 1000)); hybrid with --spectral: "
+                                                     "the first r of the file.")] = None,
     fuse: Annotated[float | None, typer.Option(help="Weight in [0, 1] of the Euclidean score mixed into the "
                                                        "diffusion score (0: pure diffusion).")] = None,
     pool: Annotated[str, typer.Option(help="Regions: pool region scores to images by max or sum.")] = "max",

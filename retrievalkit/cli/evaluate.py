@@ -37,20 +37,35 @@ def print_retrieval_table(m: dict, title: str = "") -> None:
 @handle_errors
 def evaluate_cmd(
     result: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
-                                           help="ranks.h5, matches.csv or descriptors .h5.")],
+                                           help="ranks.h5, matches.csv, descriptors .h5 or predictions.csv.")],
     gnd: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
                                                 help="revisitop ground truth (.json/.pkl).")] = None,
     gt: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
                                                help="DISC21 ground-truth CSV (query_id,reference_id).")] = None,
+    labels: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
+                                                   help="True classes (CSV name,label; empty label: no class) of "
+                                                        "the images to score in a predictions CSV "
+                                                        "(rkit propagate): accuracy and GAP.")] = None,
 ):
-    """Score a result: revisitop mAP Easy/Medium/Hard, mP@k, recall@k; or DISC21 µAP and recall@P90.
+    """Score a result: revisitop mAP Easy/Medium/Hard, mP@k, recall@k; DISC21 µAP and recall@P90; or recognition
+    accuracy and GAP of a predictions CSV.
 
     Prints one JSON object on stdout (values in percent for retrieval, µAP in [0, 1]) and a table on stderr.
 
     Example: rkit evaluate ranks.h5 --gnd gnd.json
     """
-    if (gnd is None) == (gt is None):
-        raise UsageError("give exactly one of --gnd (ranks file) or --gt (copy-detection CSV / descriptors)")
+    if sum(v is not None for v in (gnd, gt, labels)) != 1:
+        raise UsageError("give exactly one of --gnd (ranks file), --gt (copy-detection CSV / descriptors) or "
+                         "--labels (predictions CSV)")
+    if labels is not None:
+        from retrievalkit.evaluate.recognition import evaluate_predictions
+
+        metrics = evaluate_predictions(result, labels)
+        if not state.quiet:
+            err_console.print(f"accuracy {_fmt(metrics['accuracy'])} %   GAP {_fmt(metrics['gap'])} %   "
+                              f"{metrics['images']} images, {metrics['with_class']} with a class")
+        sys.stdout.write(json.dumps(metrics) + "\n")
+        return
     if gnd is not None and result.suffix.lower() == ".csv":
         raise UsageError(f"{result}: a CSV is a copy-detection result; score it with --gt ground_truth.csv "
                          "(--gnd scores a ranks file)")

@@ -107,17 +107,19 @@ def cg_solve_torch(S, Y: torch.Tensor, alpha: float = 0.99, iters: int = 20,
 
 
 def conjugate_gradient(matvec, Y: torch.Tensor, alpha: float, iters: int, tol: float,
-                       dim: int = 0) -> tuple[torch.Tensor, int]:
+                       dim: int = 0, ref_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """Independent CG recurrences for ``(I - alpha S) x = y``, one per slice of ``Y`` along the other dims.
 
     ``matvec(P)`` returns ``S P`` for a block shaped like ``Y``; vectors run along ``dim`` (0 for an
-    (N, Q) block, -1 for a batch (B, n) of small systems).
+    (N, Q) block, -1 for a batch (B, n) of small systems). A slice stops when its squared residual norm is
+    below ``tol**2`` times ``ref_sq`` (default: the squared norm of its right-hand side; hybrid diffusion
+    passes the norm of the original right-hand side when it solves for a residual).
     """
     X = torch.zeros_like(Y)
     R = Y.clone()
     P = R.clone()
     rs = (R * R).sum(dim, keepdim=True)
-    thresh = (tol * tol) * rs
+    thresh = (tol * tol) * (rs if ref_sq is None else ref_sq)
     one = torch.ones_like(rs)
     it = 0
     for it in range(1, int(iters) + 1):

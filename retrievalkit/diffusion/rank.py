@@ -16,6 +16,7 @@ import torch
 
 from retrievalkit.diffusion.cg import cg_solve_torch, check_alpha, sparse_operator
 from retrievalkit.diffusion.graph import affinity_from_knn, graph_from_vectors, normalize_symmetric
+from retrievalkit.diffusion.hybrid import HybridSolver
 from retrievalkit.diffusion.qe import alpha_dba, weighted_expansion
 from retrievalkit.diffusion.query import query_weights
 from retrievalkit.diffusion.regions import POOLS, pool_rows
@@ -23,7 +24,7 @@ from retrievalkit.diffusion.spectral import spectral_filter, spectral_rank, top_
 from retrievalkit.diffusion.truncated import truncated_solve
 from retrievalkit.errors import UsageError
 
-METHODS = ("cg", "truncated", "spectral", "none")
+METHODS = ("cg", "truncated", "spectral", "hybrid", "none")
 EXPANSIONS = ("none", "aqe", "alpha-qe")
 REACHED = 1e-6  # diffusion scores below this fraction of a query's best count as "not reached"
 
@@ -89,6 +90,8 @@ def resolve_config(cfg: DiffusionConfig, n_nodes: int, graph_k_available: int | 
         raise UsageError(f"--pool {cfg.pool!r}: expected one of {', '.join(POOLS)}")
     check_alpha(cfg.alpha)
     for name in ("qe_n", "dba_k", "query_k", "iters", "trunc_n", "topk"):
+        if name == "iters" and cfg.method == "hybrid" and cfg.iters == 0:
+            continue  # hybrid with 0 iterations is the spectral part alone
         if getattr(cfg, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: must be at least 1")
     if cfg.gamma <= 0:
@@ -137,7 +140,7 @@ def diffusion_ranking(xb: np.ndarray, xq: np.ndarray, cfg: DiffusionConfig,
             (None: one row per image). xq / q_owner / n_q_images: the same for queries.
         cfg: settings; ``None`` fields are chosen by :func:`resolve_config`.
         knn: (indices (M, k), scores (M, k)) kNN list of ``xb`` to build the graph from (None: built here).
-        eig: (eigvals (r,), eigvecs (M, r)) for ``spectral`` (None: computed here).
+        eig: (eigvals (r,), eigvecs (M, r)) for ``spectral`` / ``hybrid`` (None: computed here).
     Returns:
         I (Q, K) int64 database image ids (-1 pads), D (Q, K) float32 scores (decreasing), resolved config.
     """
@@ -156,18 +159,24 @@ def diffusion_ranking(xb: np.ndarray, xq: np.ndarray, cfg: DiffusionConfig,
     tb = torch.from_numpy(xb).to(device)
 
     S_t = W = U_t = h_t = None
-    if cfg.method in ("cg", "truncated", "spectral") and not (cfg.method == "spectral" and eig is not None):
+    if cfg.method in ("cg", "truncated", "spectral", "hybrid") and not (cfg.method == "spectral" and eig is not None):
         I_g, D_g = knn if knn is not None else graph_from_vectors(xb, cfg.graph_k, device=device)
         W = affinity_from_knn(I_g, D_g, gamma=cfg.gamma, mutual=cfg.mutual, k=cfg.graph_k)
     if cfg.method == "cg":
         S_t = sparse_operator(normalize_symmetric(W), device)
-    elif cfg.method == "spectral":
-        lam, U = eig if eig is not None else top_eigenpairs(normalize_symmetric(W), cfg.rank)
+    elif cfg.method in ("spectral", "hybrid"):
+        S = normalize_symmetric(W) if W is not None else None
+        lam, U = eig if eig is not None else top_eigenpairs(S, cfg.rank)
         if U.shape[0] != m:
             raise UsageError(f"eigenvectors of {U.shape[0]} nodes do not match the database of {m} vectors")
+        if cfg.method == "hybrid":  # --rank may use fewer eigenpairs than the file holds (they are sorted)
+            lam, U = lam[:cfg.rank], U[:, :cfg.rank]
         cfg.rank = int(U.shape[1])
-        U_t = torch.from_numpy(np.ascontiguousarray(U, dtype=np.float32)).to(device)
-        h_t = torch.from_numpy(spectral_filter(lam, cfg.alpha)).to(device)
+        if cfg.method == "hybrid":
+            S_t = HybridSolver(S, U, lam, cfg.alpha, device)
+        else:
+            U_t = torch.from_numpy(np.ascontiguousarray(U, dtype=np.float32)).to(device)
+            h_t = torch.from_numpy(spectral_filter(lam, cfg.alpha)).to(device)
 
     K = int(min(cfg.topk, n_db))
     groups = _group_rows(q_owner, n_q)
@@ -233,6 +242,8 @@ def _diffuse_block(E, cfg, W, S_t, U_t, h_t, db_owner, n_db, img_e, device) -> t
     Y.scatter_(0, nn, torch.from_numpy(query_weights(v.cpu().numpy(), cfg.gamma)).to(device))
     if cfg.method == "cg":
         F, _ = cg_solve_torch(S_t, Y, cfg.alpha, cfg.iters, cfg.tol)
+    elif cfg.method == "hybrid":  # S_t is the HybridSolver: spectral part + CG on the complement
+        F, _ = S_t(Y, cfg.iters, cfg.tol)
     else:
         F = spectral_rank(U_t, h_t, Y)
     # nodes the diffusion did not reach (other components, beyond `iters` hops, numerically nothing) would tie

@@ -54,7 +54,8 @@ def diffuse(database: str | os.PathLike, queries: str | os.PathLike, output: str
     Args:
         database / queries: features files (regions files allowed: several vectors per image).
         graph: kNN-graph file of the database (``rkit index knn``); None: built here with the chosen k.
-        spectral: eigenpairs file (``rkit diffuse-prepare``) for ``method='spectral'``; None: computed here.
+        spectral: eigenpairs file (``rkit diffuse-prepare``) for ``method='spectral'`` or ``'hybrid'``; None:
+            computed here.
         config: :class:`DiffusionConfig`; unset (None) settings are chosen from the collection size.
     Returns:
         The ranks file path (ranks over database images; ``rkit evaluate`` reads it).
@@ -70,8 +71,8 @@ def diffuse(database: str | os.PathLike, queries: str | os.PathLike, output: str
     g = _read_graph(graph, db, database)
     eig = None
     if spectral is not None:
-        if cfg.method != "spectral":
-            raise UsageError(f"--spectral {spectral}: eigenpairs are only used with --method spectral")
+        if cfg.method not in ("spectral", "hybrid"):
+            raise UsageError(f"--spectral {spectral}: eigenpairs are only used with --method spectral or hybrid")
         sf = read_spectral(spectral)
         check_same_names(node_names(db), sf.names, database, spectral, "eigenvector names")
         eig = (sf.eigvals, sf.eigvecs)

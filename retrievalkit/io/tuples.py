@@ -8,6 +8,8 @@ Layout:
     pidx       (T,)    int64  its positive
     nidx       (T, M)  int64  optional fixed negatives per tuple (-1 pads); M may be 0
     val_qidx, val_pidx (V,) int64  optional held-out pairs for validation
+    weight     (T,)    float32 optional per-tuple loss weight >= 0 (pseudo-labelled tuples of ``rkit propagate``);
+                              absent: every tuple weighs 1
     attrs: image_root (str), config
 The (qidx, pidx) pairs double as the training set of learned whitening (``rkit whiten --method learned``).
 """
@@ -39,6 +41,7 @@ class Tuples:
     val_qidx: np.ndarray | None = None
     val_pidx: np.ndarray | None = None
     path: Path | None = None
+    weight: np.ndarray | None = None  # (T,) float32 loss weight per tuple, None: all 1
 
     def __len__(self) -> int:
         return int(self.qidx.shape[0])
@@ -55,6 +58,10 @@ def _check(t: Tuples, where: str) -> None:
         if t.nidx.ndim != 2 or t.nidx.shape[0] != t.qidx.shape[0]:
             raise BadInputError(f"{where}: 'nidx' has shape {t.nidx.shape}, expected ({t.qidx.shape[0]}, M)")
         arrays.append(("nidx", t.nidx[t.nidx >= 0]))
+    if t.weight is not None and (t.weight.shape != t.qidx.shape or not np.all(np.isfinite(t.weight))
+                                 or (t.weight < 0).any()):
+        raise BadInputError(f"{where}: 'weight' must hold one finite non-negative number per tuple "
+                            f"({t.qidx.shape[0]}), found shape {t.weight.shape}")
     for key, val in (("val_qidx", t.val_qidx), ("val_pidx", t.val_pidx)):
         if val is not None:
             arrays.append((key, val))
@@ -77,6 +84,8 @@ def write_tuples(path: str | os.PathLike, t: Tuples, inputs: dict[str, str] | No
         if t.val_qidx is not None:
             f.create_dataset("val_qidx", data=np.asarray(t.val_qidx, np.int64))
             f.create_dataset("val_pidx", data=np.asarray(t.val_pidx, np.int64))
+        if t.weight is not None:
+            f.create_dataset("weight", data=np.asarray(t.weight, np.float32))
     return path
 
 
@@ -92,9 +101,10 @@ def read_tuples(path: str | os.PathLike) -> Tuples:
             nidx = None
         vq = f["val_qidx"][()].astype(np.int64) if "val_qidx" in f else None
         vp = f["val_pidx"][()].astype(np.int64) if "val_pidx" in f else None
+        weight = f["weight"][()].astype(np.float32) if "weight" in f else None
         root = f.attrs.get("image_root", "")
         root = root.decode() if isinstance(root, bytes) else str(root)
         config = read_config(f)
-    t = Tuples(names, cluster, qidx, pidx, nidx, root, config, vq, vp, path)
+    t = Tuples(names, cluster, qidx, pidx, nidx, root, config, vq, vp, path, weight)
     _check(t, str(path))
     return t

@@ -30,6 +30,7 @@ class Batch:
     nrows: np.ndarray  # (T, M) rows of its negatives, -1 pads
     pos: np.ndarray  # (B, B) bool: rows a, b are a known matching pair (different images)
     neg: np.ndarray  # (B, B) bool: rows a, b are non-matching (different clusters)
+    weight: np.ndarray | None = None  # (T,) loss weight per tuple (pseudo-labelled tuples), None: all 1
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -48,12 +49,12 @@ def is_pair(keys: np.ndarray, a: np.ndarray, b: np.ndarray, n: int) -> np.ndarra
     return (keys[pos] == k) & (a != b)
 
 
-def build_batch(tuples: Sequence[tuple[int, int, Sequence[int]]], cluster: np.ndarray, keys: np.ndarray,
-                n_images: int) -> Batch:
-    """Rows and masks of a batch of (query, positive, negatives) image-index tuples."""
+def build_batch(tuples: Sequence[tuple], cluster: np.ndarray, keys: np.ndarray, n_images: int) -> Batch:
+    """Rows and masks of a batch of (query, positive, negatives[, weight]) image-index tuples."""
     images, qrows, prows, nrows = [], [], [], []
     m = max((len(t[2]) for t in tuples), default=0)
-    for q, p, negs in tuples:
+    weights = [float(t[3]) for t in tuples] if tuples and all(len(t) > 3 for t in tuples) else None
+    for q, p, negs, *_ in tuples:
         base = len(images)
         images += [q, p, *negs]
         qrows.append(base)
@@ -70,7 +71,8 @@ def build_batch(tuples: Sequence[tuple[int, int, Sequence[int]]], cluster: np.nd
             if r >= 0 and not pos[qrows[t], r] and img[r] != img[qrows[t]]:
                 neg[qrows[t], r] = neg[r, qrows[t]] = True
     return Batch(img, np.asarray(qrows, np.int64), np.asarray(prows, np.int64),
-                 np.asarray(nrows, np.int64).reshape(len(tuples), m), pos, neg)
+                 np.asarray(nrows, np.int64).reshape(len(tuples), m), pos, neg,
+                 None if weights is None else np.asarray(weights, np.float32))
 
 
 def make_loss(kind: str, margin: float | None = None, ks: Sequence[int] = (1, 2, 4, 8, 16), tau1: float = 1.0,
@@ -80,9 +82,11 @@ def make_loss(kind: str, margin: float | None = None, ks: Sequence[int] = (1, 2,
 
     def fn(e: torch.Tensor, batch: Batch) -> torch.Tensor:
         if kind == "contrastive":
-            return contrastive_loss(e, batch.qrows, batch.prows, batch.nrows, 0.7 if margin is None else margin)
+            return contrastive_loss(e, batch.qrows, batch.prows, batch.nrows, 0.7 if margin is None else margin,
+                                    weight=batch.weight)
         if kind == "triplet":
-            return triplet_loss(e, batch.qrows, batch.prows, batch.nrows, 0.1 if margin is None else margin)
+            return triplet_loss(e, batch.qrows, batch.prows, batch.nrows, 0.1 if margin is None else margin,
+                                weight=batch.weight)
         q = torch.as_tensor(batch.qrows, device=e.device)
         pos = torch.as_tensor(batch.pos, device=e.device)
         neg = torch.as_tensor(batch.neg, device=e.device)
@@ -90,7 +94,7 @@ def make_loss(kind: str, margin: float | None = None, ks: Sequence[int] = (1, 2,
             db, pq, nq = similarity_mixup(e, pos, neg, q, generator=generator)
         else:
             db, pq, nq = e, pos[q], neg[q]
-        return recall_k_loss(e[q] @ db.T, pq, nq, ks, tau1, tau2)
+        return recall_k_loss(e[q] @ db.T, pq, nq, ks, tau1, tau2, weight=batch.weight)
 
     return fn
 

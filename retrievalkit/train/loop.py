@@ -136,14 +136,16 @@ def _embed_all(net, images: TrainImages, idx: np.ndarray, device: str, batch: in
 
 def epoch_tuples(tup: Tuples, cfg: TrainConfig, epoch: int, net, images: TrainImages, keys: np.ndarray,
                  device: str) -> list[tuple[int, int, list[int]]]:
-    """This epoch's (query, positive, negatives) tuples, negatives re-mined with the current network."""
+    """This epoch's (query, positive, negatives) tuples, negatives re-mined with the current network; with a
+    fourth element, the tuple's loss weight, when the tuples file has weights (pseudo-labelled tuples)."""
     rng = np.random.default_rng([cfg.seed, epoch])
     n = len(tup.names)
     sel = rng.permutation(len(tup))[:cfg.query_size]
     qs, ps = tup.qidx[sel], tup.pidx[sel]
+    ws = None if tup.weight is None else tup.weight[sel]
     if cfg.num_neg == 0:
-        return [(int(q), int(p), []) for q, p in zip(qs, ps)]
-    if cfg.pool_size > 0:
+        negs = [[] for _ in qs]
+    elif cfg.pool_size > 0:
         pool = np.sort(rng.permutation(n)[:cfg.pool_size])
         uq, inv = np.unique(qs, return_inverse=True)
         xq = _embed_all(net, images, uq, device, cfg.embed_batch)
@@ -154,6 +156,8 @@ def epoch_tuples(tup: Tuples, cfg: TrainConfig, epoch: int, net, images: TrainIm
         negs = [[int(v) for v in row[row >= 0][:cfg.num_neg]] for row in tup.nidx[sel]]
     else:
         raise BadInputError(f"{tup.path}: has no fixed negatives (nidx); mine them with --pool-size > 0")
+    if ws is not None:
+        return [(int(q), int(p), list(ng), float(w)) for q, p, ng, w in zip(qs, ps, negs, ws)]
     return [(int(q), int(p), list(ng)) for q, p, ng in zip(qs, ps, negs)]
 
 

@@ -31,10 +31,21 @@ def _tuple_index(e: torch.Tensor, qi, pi, ni) -> tuple[torch.Tensor, torch.Tenso
     return qi, pi, ni
 
 
-def contrastive_loss(e: torch.Tensor, qi, pi, ni, margin: float = 0.7) -> torch.Tensor:
+def _weighted_mean(loss: torch.Tensor, weight) -> torch.Tensor:
+    """Mean over tuples of ``weight * loss`` (weight None: plain mean); weights come from pseudo-labelled tuples."""
+    if weight is None:
+        return loss.mean()
+    w = torch.as_tensor(weight, dtype=loss.dtype, device=loss.device).reshape(-1)
+    if w.shape != loss.shape:
+        raise UsageError(f"tuple loss: {w.numel()} weights for {loss.numel()} tuples")
+    return (w * loss).mean()
+
+
+def contrastive_loss(e: torch.Tensor, qi, pi, ni, margin: float = 0.7, weight=None) -> torch.Tensor:
     """Contrastive loss (Hadsell et al.; cirtorch): per tuple ``0.5 d(q,p)^2 + sum_n 0.5 max(0, margin - d(q,n))^2``.
 
-    ``d`` is the Euclidean distance. Returns the mean over tuples (a scalar).
+    ``d`` is the Euclidean distance. Returns the mean over tuples (a scalar), each tuple's loss times its
+    ``weight`` (T,) if given.
     """
     qi, pi, ni = _tuple_index(e, qi, pi, ni)
     dp = torch.linalg.vector_norm(e[qi] - e[pi], dim=1)
@@ -43,22 +54,23 @@ def contrastive_loss(e: torch.Tensor, qi, pi, ni, margin: float = 0.7) -> torch.
         valid = ni >= 0
         dn = torch.linalg.vector_norm(e[qi].unsqueeze(1) - e[ni.clamp_min(0)], dim=2)
         loss = loss + (0.5 * torch.clamp(margin - dn, min=0).pow(2) * valid).sum(dim=1)
-    return loss.mean()
+    return _weighted_mean(loss, weight)
 
 
-def triplet_loss(e: torch.Tensor, qi, pi, ni, margin: float = 0.1) -> torch.Tensor:
-    """Triplet loss (cirtorch): per tuple ``sum_n max(0, ||q-p||^2 - ||q-n||^2 + margin)``; mean over tuples."""
+def triplet_loss(e: torch.Tensor, qi, pi, ni, margin: float = 0.1, weight=None) -> torch.Tensor:
+    """Triplet loss (cirtorch): per tuple ``sum_n max(0, ||q-p||^2 - ||q-n||^2 + margin)``; mean over tuples
+    (each times its ``weight`` if given)."""
     qi, pi, ni = _tuple_index(e, qi, pi, ni)
     if ni.shape[1] == 0:
         raise UsageError("triplet loss needs at least one negative per tuple")
     valid = ni >= 0
     dp = (e[qi] - e[pi]).pow(2).sum(dim=1, keepdim=True)
     dn = (e[qi].unsqueeze(1) - e[ni.clamp_min(0)]).pow(2).sum(dim=2)
-    return (torch.clamp(dp - dn + margin, min=0) * valid).sum(dim=1).mean()
+    return _weighted_mean((torch.clamp(dp - dn + margin, min=0) * valid).sum(dim=1), weight)
 
 
 def recall_k_loss(sim: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, ks: Sequence[int] = DEFAULT_KS,
-                  tau1: float = 1.0, tau2: float = 0.01, chunk: int = 64) -> torch.Tensor:
+                  tau1: float = 1.0, tau2: float = 0.01, chunk: int = 64, weight=None) -> torch.Tensor:
     """Recall@k surrogate loss (Patel, Tolias & Matas, CVPR 2022).
 
     For query a and a positive i, the rank is relaxed with a sigmoid of temperature ``tau2``::
@@ -77,6 +89,7 @@ def recall_k_loss(sim: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, ks: S
         ks: the k values averaged over.
         tau1, tau2: temperatures of the recall and of the rank sigmoids.
         chunk: queries processed at once (memory is chunk * N * N).
+        weight: optional (Q,) weight per query (pseudo-labelled tuples): ``R_k(a)`` counts ``weight_a`` times.
     Returns:
         a scalar tensor.
     """
@@ -89,7 +102,11 @@ def recall_k_loss(sim: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, ks: S
     has_pos = pos.any(dim=1)
     if not has_pos.any():
         raise UsageError("recall_k_loss: no query has a positive in the batch")
+    wq = None if weight is None else torch.as_tensor(weight, dtype=sim.dtype, device=sim.device).reshape(-1)
+    if wq is not None and wq.shape[0] != sim.shape[0]:
+        raise UsageError(f"recall_k_loss: {wq.shape[0]} weights for {sim.shape[0]} queries")
     sim, pos, neg = sim[has_pos], pos[has_pos], neg[has_pos]
+    wq = None if wq is None else wq[has_pos]
     ks_t = torch.as_tensor([float(k) for k in ks], dtype=sim.dtype, device=sim.device)
     total = sim.new_zeros(())
     n = sim.shape[1]
@@ -102,8 +119,11 @@ def recall_k_loss(sim: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, ks: S
         soft = torch.sigmoid((ks_t.view(1, 1, -1) - rank.unsqueeze(2)) / tau1) * Pm.unsqueeze(2)  # (c, N, K)
         npos = Pm.sum(dim=1, keepdim=True).to(sim.dtype)  # (c, 1)
         recall = torch.minimum(soft.sum(dim=1), ks_t.view(1, -1)) / torch.minimum(ks_t.view(1, -1), npos)
-        total = total + recall.mean(dim=1).sum()
-    return 1.0 - total / sim.shape[0]
+        r = recall.mean(dim=1)
+        total = total + (r.sum() if wq is None else (wq[s:s + chunk] * r).sum())
+    if wq is None:
+        return 1.0 - total / sim.shape[0]
+    return (wq.sum() - total) / sim.shape[0]  # mean over queries of weight * (1 - recall)
 
 
 def similarity_mixup(e: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, qrows: torch.Tensor,
