@@ -74,6 +74,14 @@ def match_descriptors(d1: np.ndarray, d2: np.ndarray, ratio: float | None = 0.8,
 def verify_pair(kp1: np.ndarray, kp2: np.ndarray, matches: np.ndarray, method: str = "homography",
                 ransac_threshold: float = 8.0, confidence: float = 0.999, max_iters: int = 2000,
                 ) -> tuple[int, np.ndarray | None]:
+    """Inlier count and model of :func:`fit_pair` (the same arguments): ``(0, None)`` when no model is found."""
+    model, mask = fit_pair(kp1, kp2, matches, method, ransac_threshold, confidence, max_iters)
+    return int(mask.sum()), model
+
+
+def fit_pair(kp1: np.ndarray, kp2: np.ndarray, matches: np.ndarray, method: str = "homography",
+             ransac_threshold: float = 8.0, confidence: float = 0.999, max_iters: int = 2000,
+             ) -> tuple[np.ndarray | None, np.ndarray]:
     """Fit a geometric model to tentative matches by RANSAC (OpenCV, MAGSAC++ when available).
 
     Args:
@@ -82,20 +90,22 @@ def verify_pair(kp1: np.ndarray, kp2: np.ndarray, matches: np.ndarray, method: s
         method: 'homography' (3×3), 'affine' (2×3, full affine) or 'fundamental' (3×3).
         ransac_threshold: the inlier reprojection (or epipolar) error, in pixels.
     Returns:
-        (inlier count, model matrix) — (0, None) when there are too few matches or no model is found.
+        (model matrix, (M,) bool inlier mask over ``matches``) — (None, all False) when there are too few
+        matches or no model is found.
     """
     import cv2
 
     if method not in _METHODS:
         raise ValueError(f"verify_pair: method must be one of {', '.join(_METHODS)}, got {method!r}")
     matches = np.asarray(matches, dtype=np.int64).reshape(-1, 2)
+    none = np.zeros(matches.shape[0], bool)
     if matches.shape[0] < MIN_MATCHES[method]:
-        return 0, None
+        return None, none
     p1 = np.ascontiguousarray(np.asarray(kp1, dtype=np.float64)[matches[:, 0], :2])
     p2 = np.ascontiguousarray(np.asarray(kp2, dtype=np.float64)[matches[:, 1], :2])
     # degenerate: all points (nearly) identical on one side
     if np.ptp(p1, axis=0).max() < 1e-6 or np.ptp(p2, axis=0).max() < 1e-6:
-        return 0, None
+        return None, none
     try:
         if method == "homography":
             model, mask = cv2.findHomography(p1, p2, _usac_flag(cv2.RANSAC), ransac_threshold,
@@ -107,12 +117,12 @@ def verify_pair(kp1: np.ndarray, kp2: np.ndarray, matches: np.ndarray, method: s
             model, mask = cv2.findFundamentalMat(p1, p2, _usac_flag(cv2.FM_RANSAC), ransac_threshold,
                                                  confidence, max_iters)
     except cv2.error:
-        return 0, None
+        return None, none
     if model is None or mask is None or model.size == 0:
-        return 0, None
+        return None, none
     if method == "fundamental" and model.shape[0] > 3:  # the 7-point solver may return several solutions
         model = model[:3]
-    return int(np.asarray(mask).ravel().astype(bool).sum()), np.asarray(model, dtype=np.float64)
+    return np.asarray(model, dtype=np.float64), np.asarray(mask).ravel().astype(bool)
 
 
 def root_sift(desc: np.ndarray, eps: float = 1e-7) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io.output import writes_output
-from retrievalkit.verify.geometry import match_descriptors, verify_pair
+from retrievalkit.verify.geometry import fit_pair, match_descriptors, verify_pair
 
 DEFAULT_TOP_K = 100
 DEFAULT_MIN_INLIERS = 10
@@ -55,15 +55,22 @@ def resolve_params(p: VerifyParams, kind: str) -> tuple[float | None, float | No
 def count_inliers(kp1: np.ndarray, d1: np.ndarray, kp2: np.ndarray, d2: np.ndarray, p: VerifyParams,
                   kind: str = "sift") -> int:
     """Inliers of the best geometric model between two images' local features (0 when none)."""
+    return int(match_pair(kp1, d1, kp2, d2, p, kind)[1].sum())
+
+
+def match_pair(kp1: np.ndarray, d1: np.ndarray, kp2: np.ndarray, d2: np.ndarray, p: VerifyParams,
+               kind: str = "sift") -> tuple[np.ndarray, np.ndarray]:
+    """The tentative matches ((M, 2) rows into kp1, kp2) and their (M,) bool RANSAC inlier mask, exactly as
+    :func:`count_inliers` counts them (for drawing the matches of a pair)."""
     ratio, thr = resolve_params(p, kind)
     m = match_descriptors(d1, d2, ratio=ratio, mutual=p.mutual)
     if m.shape[0] == 0:
-        return 0
+        return m, np.zeros(0, bool)
     if thr is None:
         cells = np.concatenate([kp1[m[:, 0], 2], kp2[m[:, 1], 2]])
         thr = max(8.0, 0.5 * float(np.median(cells)))
-    n, _ = verify_pair(kp1, kp2, m, method=p.method, ransac_threshold=thr, max_iters=p.max_iters)
-    return n
+    _, mask = fit_pair(kp1, kp2, m, method=p.method, ransac_threshold=thr, max_iters=p.max_iters)
+    return m, mask
 
 
 def count_inliers_views(vf, kp2: np.ndarray, d2: np.ndarray, p: VerifyParams) -> int:
@@ -220,4 +227,4 @@ def verify_ranks(
 
 
 __all__ = ["DEFAULT_TOP_K", "DEFAULT_MIN_INLIERS", "VerifyParams", "resolve_params", "count_inliers",
-           "rerank_shortlist", "verify_ranks", "count_inliers_views", "query_views"]
+           "rerank_shortlist", "verify_ranks", "match_pair", "count_inliers_views", "query_views"]
