@@ -49,7 +49,7 @@ def _root(
 def _register() -> None:
     # Each module adds its command(s) to ``app``; import order is the order in --help.
     for mod in ("extract", "whiten", "index", "diffuse", "propagate", "evaluate", "sfm_mine", "manifold_mine",
-                "train", "verify", "copy_detect"):
+                "train", "verify", "copy_detect", "show"):
         try:
             m = importlib.import_module(f"retrievalkit.cli.{mod}")
         except ModuleNotFoundError as e:

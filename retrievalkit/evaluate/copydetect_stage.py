@@ -9,6 +9,7 @@ import h5py
 
 from retrievalkit.errors import BadInputError
 from retrievalkit.evaluate.copydetect import (
+    Predictions,
     descriptor_track_predictions,
     read_ground_truth_csv,
     read_predictions_csv,
@@ -26,27 +27,32 @@ def evaluate_copy_detection(result_path: str | os.PathLike, gt_path: str | os.Pa
         ``{"uap", "recall_at_p90", "threshold_at_p90", "predictions", "queries", "positives", "track"}``,
         fractions in [0, 1] to 4 decimals; ``queries`` counts the ground truth's queries.
     """
-    result_path = Path(result_path)
     gt = read_ground_truth_csv(gt_path)
-    if h5py.is_hdf5(result_path):
-        from retrievalkit.copydetect.submission import read_descriptors
-
-        qids, xq, rids, xr = read_descriptors(result_path)
-        pred = descriptor_track_predictions(qids, xq, rids, xr)
-        track = "descriptor"
-    else:
-        try:
-            with open(result_path, "rb") as f:
-                head = f.read(4096)
-        except OSError as e:
-            raise BadInputError(f"{result_path}: cannot read ({e.__class__.__name__})") from None
-        if b"\x00" in head:
-            raise BadInputError(f"{result_path}: neither a matches CSV nor a descriptor-track HDF5")
-        pred = read_predictions_csv(result_path)
-        track = "matching"
+    pred, track = load_predictions(result_path)
     m = _score(pred, gt, source=str(result_path)).to_dict()
     m["queries"] = len(gt.query_ids)
     m["track"] = track
     if m["uap"] is None:
         raise BadInputError(f"{gt_path}: the ground truth has no (query, reference) pair; µAP is undefined")
     return m
+
+
+def load_predictions(result_path: str | os.PathLike) -> tuple[Predictions, str]:
+    """The predictions of a matching-track CSV or a descriptor-track HDF5, and the track's name.
+
+    The descriptor track is searched as the challenge does (exact L2, the globally best 10 × queries pairs).
+    """
+    result_path = Path(result_path)
+    if h5py.is_hdf5(result_path):
+        from retrievalkit.copydetect.submission import read_descriptors
+
+        qids, xq, rids, xr = read_descriptors(result_path)
+        return descriptor_track_predictions(qids, xq, rids, xr), "descriptor"
+    try:
+        with open(result_path, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise BadInputError(f"{result_path}: cannot read ({e.__class__.__name__})") from None
+    if b"\x00" in head:
+        raise BadInputError(f"{result_path}: neither a matches CSV nor a descriptor-track HDF5")
+    return read_predictions_csv(result_path), "matching"
