@@ -104,7 +104,8 @@ def plot_retrieval(path: str | os.PathLike, labels: Sequence[str], curves: Seque
             if c[p] is None:
                 continue
             valid = a[p][~np.isnan(a[p])]
-            name = f"{p} (mAP {100 * valid.mean():.1f})" if len(labels) == 1 else f"{label} {p} ({100 * valid.mean():.1f})"
+            score = f"{100 * valid.mean():.1f}"
+            name = f"{p} (mAP {score})" if len(labels) == 1 else f"{label} {p} ({score})"
             ax1.plot(RECALL_LEVELS, c[p], styles[p], color=COLOURS[j % len(COLOURS)], label=name)
     ax1.set(xlabel="recall", ylabel="precision (interpolated, mean over queries)", xlim=(0, 1), ylim=(0, 1.02),
             title="precision-recall")
