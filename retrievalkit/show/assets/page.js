@@ -111,5 +111,6 @@
   document.querySelectorAll('.next').forEach(b => b.addEventListener('click', () => { page++; draw(); scrollTo(0, 0); }));
   order = D.queries.map((_, i) => i);  // the server's order for the opening protocol and sort
   draw();
+  document.body.dataset.drawMs = performance.now().toFixed(1);  // navigation start → first rows in the DOM
   document.body.dataset.ready = '1';
 })();
