@@ -46,18 +46,24 @@ def evaluate_cmd(
                                                    help="True classes (CSV name,label; empty label: no class) of "
                                                         "the images to score in a predictions CSV "
                                                         "(rkit propagate): accuracy and GAP.")] = None,
+    plot: Annotated[Path | None, typer.Option(dir_okay=False, help="Also draw the precision-recall curves (and "
+                                              "the per-query AP histogram) into this PNG.")] = None,
 ):
     """Score a result: revisitop mAP Easy/Medium/Hard, mP@k, recall@k; DISC21 µAP and recall@P90; or recognition
     accuracy and GAP of a predictions CSV.
 
     Prints one JSON object on stdout (values in percent for retrieval, µAP in [0, 1]) and a table on stderr.
 
-    Example: rkit evaluate ranks.h5 --gnd gnd.json
+    Example: rkit evaluate ranks.h5 --gnd gnd.json --plot pr.png
     """
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise UsageError(f"--plot {plot}: the plot is a PNG image; name it .png")
     if sum(v is not None for v in (gnd, gt, labels)) != 1:
         raise UsageError("give exactly one of --gnd (ranks file), --gt (copy-detection CSV / descriptors) or "
                          "--labels (predictions CSV)")
     if labels is not None:
+        if plot is not None:
+            raise UsageError("--plot draws retrieval or copy-detection curves; it does not apply to --labels")
         from retrievalkit.evaluate.recognition import evaluate_predictions
 
         metrics = evaluate_predictions(result, labels)
@@ -73,12 +79,20 @@ def evaluate_cmd(
         from retrievalkit.evaluate.stage import evaluate_ranks_file
 
         metrics = evaluate_ranks_file(result, gnd)
+        if plot is not None:
+            from retrievalkit.show.plots import plot_ranks_file
+
+            plot_ranks_file(result, gnd, plot)
         if not state.quiet:
             print_retrieval_table(metrics, title=str(result))
     else:
         from retrievalkit.evaluate.copydetect_stage import evaluate_copy_detection
 
         metrics = evaluate_copy_detection(result, gt)
+        if plot is not None:
+            from retrievalkit.show.plots import plot_copy_detection_file
+
+            plot_copy_detection_file(result, gt, plot)
         if not state.quiet:
             err_console.print(f"µAP {metrics['uap']:.4f}   recall@P90 {metrics['recall_at_p90']:.4f}   "
                               f"{metrics['queries']} queries, {metrics['positives']} positives")
