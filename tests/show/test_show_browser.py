@@ -58,7 +58,8 @@ def test_copy_detection_page_in_browser(data_dir, tmp_path):
     dom = _browser(out, tmp_path, "--dump-dom")
     assert dom.count('class="pair"') == 3  # two false positives, one missed copy
     imgs = re.findall(r"<img[^>]*>", dom)
-    assert len(imgs) == 8 and not [i for i in imgs if re.search(r'class="[^"]*broken', i)]  # plot + 2 × 2 + 3 (the missed copy shows its top prediction), all loaded
+    # the plot, 2 × 2 for the false positives, 3 for the missed copy (with its top prediction); all loaded
+    assert len(imgs) == 8 and not [i for i in imgs if re.search(r'class="[^"]*broken', i)]
     assert 'id="plot-pr"' in dom
     _browser(out, tmp_path, "--screenshot=" + str(tmp_path / "cd.png"), "--window-size=1200,1400")
     assert (tmp_path / "cd.png").stat().st_size > 10_000
