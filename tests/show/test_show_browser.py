@@ -13,10 +13,10 @@ from tests.show.conftest import chromium, page_data
 COLOUR_CLASS = {"e": "tile pe", "h": "tile ph", "j": "tile j", "w": "tile w"}  # Medium protocol
 
 
-def _browser(page, tmp_path, *extra):
+def _browser(page, tmp_path, *extra, fragment=""):
     args = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
             f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1400,6000",
-            "--virtual-time-budget=8000", *extra, page.as_uri()]
+            "--virtual-time-budget=8000", *extra, page.as_uri() + fragment]
     try:
         proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:
@@ -43,6 +43,15 @@ def test_ranks_page_in_browser(demo_run, tmp_path):
     assert [c for _, c in tiles] == list(expected)
     assert all(cls == COLOUR_CLASS[c] for cls, c in tiles)
     assert not re.search(r'<img[^>]*class="[^"]*broken', dom) and "report_files/pr.png" in dom
+    # the protocol switch: under Hard, easy positives are ignored (grey) and hard ones count; page 2 by name
+    dom = _browser(out, tmp_path, "--dump-dom", fragment="#protocol=hard&sort=name&page=2")
+    assert 'class="proto-hard"' in dom and "page 2 of 3" in dom
+    by_name = sorted(data["queries"], key=lambda q: q["name"])[4:8]
+    assert re.findall(r'<div class="row" data-name="([^"]+)">', dom) == [q["name"] for q in by_name]
+    hard = {"e": "tile j", "h": "tile ph", "j": "tile j", "w": "tile w"}
+    tiles = re.findall(r'<figure class="(tile [a-z]+)" data-cat="([a-z])">', dom)
+    assert [c for _, c in tiles] == list("".join(q["r"][0]["c"] for q in by_name))
+    assert all(cls == hard[c] for cls, c in tiles)
     _browser(out, tmp_path, "--screenshot=" + str(tmp_path / "ranks.png"), "--window-size=1400,1600")
     assert (tmp_path / "ranks.png").stat().st_size > 10_000
 

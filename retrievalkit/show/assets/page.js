@@ -95,6 +95,11 @@
       e.textContent = 'page ' + (page + 1) + ' of ' + pages() + ' (' + order.length + ' queries)'; });
     document.body.dataset.rows = String(rowsEl.children.length);
     document.body.dataset.page = String(page + 1);
+    const h = new URLSearchParams();
+    if (proto) h.set('protocol', proto);
+    h.set('sort', sort); h.set('page', String(page + 1));
+    if (filter) h.set('find', filter);
+    history.replaceState(null, '', '#' + h.toString());
   }
   function setProto(p) {
     proto = p; document.body.className = 'proto-' + p;
@@ -109,7 +114,17 @@
     filter = e.target.value.trim().toLowerCase(); page = 0; computeOrder(); draw(); });
   document.querySelectorAll('.prev').forEach(b => b.addEventListener('click', () => { page--; draw(); scrollTo(0, 0); }));
   document.querySelectorAll('.next').forEach(b => b.addEventListener('click', () => { page++; draw(); scrollTo(0, 0); }));
-  order = D.queries.map((_, i) => i);  // the server's order for the opening protocol and sort
+  // the state lives in the address too (#protocol=hard&sort=name&page=2&find=x): links open where they were
+  const H = new URLSearchParams(location.hash.slice(1));
+  if (proto && D.protocols.includes(H.get('protocol'))) proto = H.get('protocol');
+  if ([...sortEl.options].some(o => o.value === H.get('sort'))) sort = H.get('sort');
+  if (H.get('find')) { filter = H.get('find').toLowerCase(); document.getElementById('filter').value = filter; }
+  page = Math.max(0, (parseInt(H.get('page'), 10) || 1) - 1);
+  sortEl.value = sort;
+  if (proto) { document.body.className = 'proto-' + proto;
+    document.querySelectorAll('input[name=protocol]').forEach(e => { e.checked = e.value === proto; }); }
+  if (proto === D.protocol && sort === D.sort && !filter) order = D.queries.map((_, i) => i);  // server's order
+  else computeOrder();
   draw();
   document.body.dataset.drawMs = performance.now().toFixed(1);  // navigation start → first rows in the DOM
   document.body.dataset.ready = '1';
