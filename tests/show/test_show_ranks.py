@@ -100,7 +100,9 @@ def test_ranks_report_on_demo(demo_run, tmp_path):
     assert (np.abs(edge - [0, 255, 0]).max(axis=1) < 60).mean() > 0.9  # JPEG: close to green
     # metrics table and plot
     html = out.read_text()
-    metrics = json.loads(run_rkit("evaluate", demo_run["ranks"], "--gnd", demo_run["gnd"]).stdout)
+    from retrievalkit.evaluate.stage import evaluate_ranks_file
+
+    metrics = evaluate_ranks_file(demo_run["ranks"], demo_run["gnd"])
     assert f"<td>{metrics['map']['medium']:.2f}</td>" in html
     assert (folder / "pr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert 'src="report_files/pr.png"' in html
@@ -114,19 +116,21 @@ def test_thumbnails_are_cached_and_refreshed(demo_run, tmp_path):
         d = images / p.relative_to(demo_run["images"])
         d.parent.mkdir(parents=True, exist_ok=True)
         d.write_bytes(p.read_bytes())
+    from retrievalkit.show import ShowConfig, build_ranks_report
+
     out = tmp_path / "r.html"
-    run_rkit("show", demo_run["ranks"], "--images", images, "-o", out, "-k", "3")
+    build_ranks_report([demo_run["ranks"]], out, images, config=ShowConfig(top_k=3))
     thumbs = sorted((tmp_path / "r_files" / "t").glob("*.jpg"))
     assert thumbs
     before = {p: p.stat().st_mtime_ns for p in thumbs}
     time.sleep(0.05)
-    run_rkit("show", demo_run["ranks"], "--images", images, "-o", out, "-k", "3")
+    build_ranks_report([demo_run["ranks"]], out, images, config=ShowConfig(top_k=3))
     assert {p: p.stat().st_mtime_ns for p in thumbs} == before  # reused, not rewritten
     data = page_data(out)
     first = images / data["names"][data["queries"][0]["q"]]
     later = time.time() + 5
     os.utime(first, (later, later))  # the source changed after its thumbnail was made
-    run_rkit("show", demo_run["ranks"], "--images", images, "-o", out, "-k", "3")
+    build_ranks_report([demo_run["ranks"]], out, images, config=ShowConfig(top_k=3))
     changed = [p for p in thumbs if p.stat().st_mtime_ns != before[p]]
     assert changed == [tmp_path / data["images"][data["queries"][0]["q"]]]
 
@@ -141,7 +145,9 @@ def test_only_sort_and_unlabelled(demo_run, tmp_path):
     assert [_strip(r["name"]) for r in rows] == sorted([gnd["qimlist"][3], gnd["qimlist"][0]])
     assert all(len(r["r"][0]["i"]) == 5 for r in rows)
     # without ground truth: the same gallery, unlabelled, in the ranks file's order
-    run_rkit("show", demo_run["ranks"], "--images", demo_run["images"], "-o", out)
+    from retrievalkit.show import build_ranks_report
+
+    build_ranks_report([demo_run["ranks"]], out, demo_run["images"])
     data = page_data(out)
     with h5py.File(demo_run["ranks"], "r") as f:
         file_order = [s.decode() for s in f["query_names"][()]]
