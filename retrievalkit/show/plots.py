@@ -35,32 +35,38 @@ def _pyplot():
     return plt
 
 
-def interpolated_pr(categories: np.ndarray, npos: int, protocol: str) -> np.ndarray | None:
-    """Interpolated precision at :data:`RECALL_LEVELS` of one ranked list (revisitop protocol semantics).
+def interpolated_pr(categories: np.ndarray, npos: np.ndarray, protocol: str) -> np.ndarray:
+    """Interpolated precision at :data:`RECALL_LEVELS` of ranked lists (revisitop protocol semantics).
 
     Args:
-        categories: (K,) uint8 category codes (e/h/j/w) of the ranked results.
-        npos: positives of the query under ``protocol`` (found or not).
+        categories: (Q, K) uint8 category codes (``e``/``h``/``j``/``w``) of each query's ranked results.
+        npos: (Q,) positives of each query under ``protocol`` (found or not).
     Returns:
-        (101,) precision, max over the ranks reaching at least each recall (0 beyond the list); None when
-        the query has no positive.
+        (Q, 101) precision: at each recall level, the best precision at any rank reaching that recall (0 where
+        the list never does; junk removed first); NaN rows for queries without positives.
     """
-    if npos <= 0:
-        return None
-    c = np.asarray(categories, np.uint8)
-    keep = ~np.isin(c, np.frombuffer(_IGNORED[protocol], np.uint8))
-    pos = np.isin(c[keep], np.frombuffer(_POSITIVE[protocol], np.uint8))
-    if not pos.any():
-        return np.zeros_like(RECALL_LEVELS)
-    tp = np.cumsum(pos)
-    prec = tp / np.arange(1, pos.size + 1)
-    rec = tp / npos
-    # running max from the end: best precision at any rank whose recall reaches the level
-    best = np.maximum.accumulate(prec[::-1])[::-1]
-    at = np.searchsorted(rec, RECALL_LEVELS - 1e-12, side="left")
-    out = np.zeros_like(RECALL_LEVELS)
-    ok = at < rec.size
-    out[ok] = best[at[ok]]
+    c = np.atleast_2d(np.asarray(categories, np.uint8))
+    npos = np.atleast_1d(np.asarray(npos, np.float64))
+    pos_lut = np.zeros(256, bool)
+    ign_lut = np.zeros(256, bool)
+    pos_lut[list(_POSITIVE[protocol])] = True
+    ign_lut[list(_IGNORED[protocol])] = True
+    keep = ~ign_lut[c]
+    pos = pos_lut[c] & keep
+    rank = np.cumsum(keep, axis=1)  # 1-based rank after junk removal (at kept positions)
+    tp = np.cumsum(pos, axis=1)
+    prec = np.where(keep, tp / np.maximum(rank, 1), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rec = tp / npos[:, None]
+    # best precision at this position or any later one (recall only grows along a list)
+    best = np.maximum.accumulate(prec[:, ::-1], axis=1)[:, ::-1]
+    out = np.zeros((c.shape[0], RECALL_LEVELS.size))
+    for li, level in enumerate(RECALL_LEVELS):
+        reach = rec >= level - 1e-12
+        first = reach.argmax(axis=1)
+        ok = reach[np.arange(c.shape[0]), first]
+        out[ok, li] = best[ok, first[ok]]
+    out[npos <= 0] = np.nan
     return out
 
 
@@ -71,10 +77,9 @@ def retrieval_curves(method, gnd: GroundTruth) -> dict[str, np.ndarray | None]:
     """
     out: dict[str, np.ndarray | None] = {}
     for p in PROTOCOLS:
-        npos = [x.size for x in gnd.positives(p)]
-        curves = [interpolated_pr(method.categories[q], npos[q], p) for q in range(gnd.num_queries)]
-        curves = [c for c in curves if c is not None]
-        out[p] = np.mean(curves, axis=0) if curves else None
+        npos = np.array([x.size for x in gnd.positives(p)])
+        curves = interpolated_pr(method.categories, npos, p)[npos > 0]
+        out[p] = curves.mean(axis=0) if curves.size else None
     return out
 
 
