@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from retrievalkit.errors import BadInputError
+from retrievalkit.io.output import writes_output
 from retrievalkit.show.config import ShowConfig
 from retrievalkit.show.thumbs import Thumbnails, stem_index
 
@@ -20,6 +21,7 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+@writes_output("output", inputs=("result", "gnd_path"))
 def build_copydetect_report(
     result: str | os.PathLike,
     output: str | os.PathLike,

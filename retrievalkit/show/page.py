@@ -7,10 +7,8 @@ bounded number of pairs and are drawn on the server.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -66,22 +64,8 @@ def render_page(kind: str, data: dict | None, summary: dict) -> str:
     return env.get_template(f"{kind}.html").render(**ctx)
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_page(output: str | os.PathLike, kind: str, data: dict | None, summary: dict) -> Path:
-    """Render and write the report page atomically; return its path."""
-    return write_text_atomic(Path(output), render_page(kind, data, summary))
+    """Render and write the report page atomically (the one write path, ``io/output.py``); return its path."""
+    from retrievalkit.io.output import write_text
+
+    return write_text(output, render_page(kind, data, summary))

@@ -84,17 +84,17 @@ def retrieval_curves(method, gnd: GroundTruth) -> dict[str, np.ndarray | None]:
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Write a figure as PNG atomically (temporary file + rename)."""
-    from retrievalkit.show.thumbs import atomic_write_bytes
+    """Write a figure as PNG through the one write path (``io/output.py``: checked, locked, temp + rename)."""
+    from retrievalkit.io.output import atomic_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
     return path
 
 

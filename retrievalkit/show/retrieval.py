@@ -22,6 +22,7 @@ from retrievalkit.evaluate.groundtruth import PROTOCOLS, GroundTruth, load_gnd
 from retrievalkit.evaluate.retrieval import RetrievalMetrics, evaluate_retrieval
 from retrievalkit.evaluate.stage import align_ranks
 from retrievalkit.images.discover import strip_extension
+from retrievalkit.io.output import writes_output
 from retrievalkit.io.ranks import Ranks, read_ranks
 from retrievalkit.show.config import ShowConfig
 from retrievalkit.show.thumbs import Thumbnails
@@ -194,6 +195,7 @@ class ImageTable:
         return self._pos[key]
 
 
+@writes_output("output", inputs=("ranks_paths", "gnd_path", "queries_locals", "database_locals"))
 def build_ranks_report(
     ranks_paths: Sequence[str | os.PathLike],
     output: str | os.PathLike,

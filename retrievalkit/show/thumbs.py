@@ -36,7 +36,10 @@ def image_file(root: Path, name: str) -> Path | None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write a cache file (thumbnail, drawn pair) through a temporary file in the same folder and a rename.
+
+    Lighter than ``io/output.atomic_file`` (no lock or fsync per file, thousands of them): the report's own
+    claim on its page guards the folder against a second writer."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
