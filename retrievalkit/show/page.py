@@ -41,7 +41,12 @@ def _fmt(v) -> str:
 
 
 def render_page(kind: str, data: dict | None, summary: dict) -> str:
-    import jinja2
+    try:
+        import jinja2
+    except ImportError:
+        from retrievalkit.errors import MissingDependencyError
+
+        raise MissingDependencyError("rkit show needs jinja2: pip install -c constraints.txt jinja2") from None
 
     env = jinja2.Environment(loader=jinja2.DictLoader({n: _asset(n) for n in TEMPLATES}), autoescape=True,
                              undefined=jinja2.StrictUndefined)
