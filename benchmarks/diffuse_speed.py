@@ -7,6 +7,9 @@ of one scipy CG solve per query. Latencies are per query, solve only (the query'
 all methods, is timed separately). Memory is the size of what each method keeps resident. The last rows
 project 1M from the largest size with each step's complexity (exact k-NN: N^2; CG, spectral, search: N;
 truncated: constant), and the measured growth exponents between the two largest sizes are printed to check it.
+A last table compares hybrid diffusion (spectral part from the top-r eigenpairs + k CG iterations on the rest)
+with plain CG after the same k iterations and with spectral ranking alone (k = 0): per-query time and accuracy
+against a converged solve (relative error of the scores, recall of its top-100), where eigenpairs were computed.
 
     .venv/bin/python benchmarks/diffuse_speed.py                   # 10k and 100k, ~5-8 min on 2 busy cores
     .venv/bin/python benchmarks/diffuse_speed.py --sizes 10000 --queries 50   # quick
