@@ -29,3 +29,8 @@ class MissingDependencyError(RkitError):
     """A package or device that the request needs is not available (exit code 4)."""
 
     exit_code = 4
+
+
+class RkitWarning(UserWarning):
+    """An input was accepted after a fix (e.g. vectors re-normalised) or partly skipped: the CLI prints it as one
+    ``warning:`` line on stderr. Library callers see an ordinary :mod:`warnings` warning."""

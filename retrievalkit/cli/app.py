@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from retrievalkit import __version__
-from retrievalkit.cli.common import state
+from retrievalkit.cli.common import interrupted, state
 
 app = typer.Typer(
     name="rkit",
@@ -36,8 +38,22 @@ def _root(
                                           help="Print the version and exit.")] = False,
     threads: Annotated[int | None, typer.Option(
         "--threads", help="CPU threads for torch (default: torch's choice; 1 is fastest on busy machines).")] = None,
+    max_pixels: Annotated[int | None, typer.Option(
+        "--max-pixels", help="Largest image decoded, in pixels (width × height, read from the header first); "
+        "larger images are listed as failed. Default 178956970 (Pillow's limit).")] = None,
+    allow_root: Annotated[list[Path] | None, typer.Option(
+        "--allow-root", help="A folder besides the image folder that image names (from --list, --gnd, tuples) and "
+        "links may lead to; repeatable. Default: none, names stay inside the image folder.")] = None,
 ):
     state.quiet = quiet
+    from retrievalkit.images.policy import set_image_policy
+
+    for d in allow_root or []:
+        if not d.is_dir():
+            raise typer.BadParameter(f"{d}: not a folder", param_hint="--allow-root")
+    if max_pixels is not None and max_pixels < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--max-pixels")
+    set_image_policy(max_pixels=max_pixels, allow_roots=allow_root)
     if threads is not None:
         if threads < 1:
             raise typer.BadParameter("must be at least 1", param_hint="--threads")
@@ -76,6 +92,7 @@ def main() -> None:
     """Entry point of the ``rkit`` script: usage errors (a missing file, a bad option value) are one line on
     stderr and exit code 2, like every other error of the tool, instead of a framed usage block."""
     usage_errors = _usage_error_types()
+    _print_warnings()
     try:
         code = app(standalone_mode=False)
     except usage_errors as e:
@@ -90,7 +107,27 @@ def main() -> None:
     except (typer.Abort, EOFError):
         typer.echo("Aborted.", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        code = 130
+    if code == 130 and not state.interrupted:  # Ctrl-C outside a command's own handler (typer turns it into 130)
+        interrupted()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _print_warnings() -> None:
+    """rkit's own warnings (:class:`~retrievalkit.errors.RkitWarning`) as one ``warning:`` line on stderr."""
+    from retrievalkit.errors import RkitWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, RkitWarning):
+            sys.stderr.write(f"warning: {message}\n")
+            return
+        default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    warnings.simplefilter("default", RkitWarning)  # each distinct message once
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ err_console = Console(stderr=True, highlight=False)
 @dataclass
 class State:
     quiet: bool = False
+    interrupted: bool = False  # the Ctrl-C line was printed
 
 
 state = State()
@@ -28,6 +29,15 @@ state = State()
 def fail(message: str, code: int) -> None:
     err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def interrupted() -> None:
+    """The one line printed on Ctrl-C (exit code 130)."""
+    if not state.interrupted:
+        state.interrupted = True
+        sys.stderr.write("error: interrupted; outputs were left untouched (extract: rerun with --resume to "
+                         "continue)\n")
+        sys.stderr.flush()
 
 
 def handle_errors(fn: Callable) -> Callable:
@@ -40,7 +50,8 @@ def handle_errors(fn: Callable) -> Callable:
         except RkitError as e:
             fail(str(e), e.exit_code)
         except KeyboardInterrupt:
-            fail("interrupted; outputs were left untouched (extract: rerun with --resume to continue)", 130)
+            interrupted()
+            raise typer.Exit(130) from None
         except MemoryError:
             fail("out of memory; lower --batch-size or process in shards (--shard I/N)", 1)
 

@@ -88,7 +88,8 @@ def copy_detect_cmd(
             raise UsageError(f"--shard needs a reference folder, got {references}")
 
         def on_failure(name: str, reason: str) -> None:
-            err_console.print(f"[yellow]warning:[/] {references / name}: {reason}; skipped (recorded in the output)")
+            err_console.print(f"[yellow]warning:[/] {references / name}: {reason}; skipped (recorded in the output)",
+                          soft_wrap=True)
 
         with progress_bar("describe references", None) as adv:
             echo_path(extract_reference_shard(references, output, sh, cfg, progress=adv, on_failure=on_failure))

@@ -117,7 +117,8 @@ def extract_cmd(
 
     def on_failure(name: str, reason: str) -> None:
         failures.append(name)
-        err_console.print(f"[yellow]warning:[/] {images / name}: {reason}; skipped (recorded in the output)")
+        err_console.print(f"[yellow]warning:[/] {images / name}: {reason}; skipped (recorded in the output)",
+                          soft_wrap=True)
 
     if local:
         from retrievalkit.extract.local_desc import DEFAULT_SCALES, extract_local

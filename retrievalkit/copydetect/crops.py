@@ -24,6 +24,8 @@ import torch
 
 from retrievalkit.errors import UsageError
 from retrievalkit.images.decode import ImageReadError, load_image, resize_longer
+from retrievalkit.images.loader import iterate_quietly
+from retrievalkit.images.policy import image_policy
 
 _S = 1 / math.sqrt(2)
 VIEWS: dict[str, list[tuple[float, float, float, float]]] = {
@@ -66,13 +68,14 @@ class ViewDataset(torch.utils.data.Dataset):
         self.mean = np.asarray(mean, np.float32).reshape(1, 1, 3)
         self.std = np.asarray(std, np.float32).reshape(1, 1, 3)
         self.views = list(views)
+        self.max_pixels = image_policy().max_pixels  # travels to the worker processes with the dataset
 
     def __len__(self) -> int:
         return len(self.names)
 
     def __getitem__(self, i: int):
         try:
-            img = load_image(self.root / self.names[i])
+            img = load_image(self.root / self.names[i], max_pixels=self.max_pixels)
         except ImageReadError as e:
             return i, None, str(e)
         out = []
@@ -102,7 +105,7 @@ def describe_views(net, root: str | os.PathLike, names: Sequence[str], size: int
     dl = torch.utils.data.DataLoader(ds, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_identity,
                                      prefetch_factor=4 if workers > 0 else None)
     vecs, owner, failed = [], [], []
-    for i, tensors, err in dl:
+    for i, tensors, err in iterate_quietly(dl):
         if tensors is None:
             failed.append((names[i], err or "unreadable"))
         else:

@@ -240,6 +240,25 @@ class _NetHolder:
         return self.net
 
 
+def drop_unreadable(folder: Path, names: list[str], ids: list[str], owner: np.ndarray,
+                    failed: list[tuple[str, str]]) -> tuple[list[str], list[str], np.ndarray]:
+    """Leave out images that could not be read, one warning each (they get no descriptor and no match)."""
+    import warnings
+
+    from retrievalkit.errors import RkitWarning
+
+    if len(failed) == len(names):
+        raise BadInputError(f"{folder}: none of the {len(names)} images could be read (first: {failed[0][0]}: "
+                            f"{failed[0][1]})")
+    bad = {n for n, _ in failed}
+    for n, why in failed:
+        warnings.warn(f"{folder / n}: {why}; left out", RkitWarning, stacklevel=3)
+    keep = [i for i, n in enumerate(names) if n not in bad]
+    new_index = np.full(len(names), -1, np.int64)
+    new_index[keep] = np.arange(len(keep))
+    return [names[i] for i in keep], [ids[i] for i in keep], new_index[owner]
+
+
 def load_side(path: str | os.PathLike, what: str, cfg: CopyDetectConfig, nets: _NetHolder, views: str = "full",
               progress: ProgressFactory = _no_progress) -> Side:
     """A folder of images (described here) or an ``rkit extract`` features file."""
@@ -252,8 +271,7 @@ def load_side(path: str | os.PathLike, what: str, cfg: CopyDetectConfig, nets: _
             x, owner, failed = describe_views(net, path, names, cfg.size, parse_views(views), cfg.scales,
                                               cfg.workers, adv)
         if failed:
-            n, why = failed[0]
-            raise BadInputError(f"{path / n}: {why}; remove or replace it ({len(failed)} unreadable in {path})")
+            names, ids, owner = drop_unreadable(path, names, ids, owner, failed)
         boxes = parse_views(views)
         full = boxes.index(VIEWS["full"][0]) if VIEWS["full"][0] in boxes else None
         return Side(ids, x, owner, [path / n for n in names], str(path), full)

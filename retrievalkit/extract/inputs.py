@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from retrievalkit.errors import BadInputError, UsageError
-from retrievalkit.images.discover import find_images, read_list_file, resolve_name
+from retrievalkit.images.discover import check_names, find_images, read_list_file, resolve_name
 
 
 def resolve_inputs(images: str | Path, list_file: str | Path | None = None, gnd: str | Path | None = None,
@@ -28,6 +28,7 @@ def resolve_inputs(images: str | Path, list_file: str | Path | None = None, gnd:
             raise UsageError("--gnd needs --split database or --split queries")
         g = load_gnd(gnd)
         raw = g.imlist if split == "database" else g.qimlist
+        check_names(images, raw, gnd)
         names = [resolve_name(images, n) for n in raw]
         boxes = None
         if split == "queries" and use_boxes:
@@ -39,7 +40,9 @@ def resolve_inputs(images: str | Path, list_file: str | Path | None = None, gnd:
     if list_file is not None:
         # names as in a features file (with extension) or as in ground truth (without): both resolve to the file
         names = []
-        for n in read_list_file(list_file):
+        listed = read_list_file(list_file)
+        check_names(images, listed, list_file)
+        for n in listed:
             r = resolve_name(images, n)
             names.append(r if (images / r).is_file() else n)
         return names, None

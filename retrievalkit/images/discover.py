@@ -3,28 +3,109 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
-from retrievalkit.errors import BadInputError
+from retrievalkit.errors import BadInputError, RkitWarning
+from retrievalkit.images.policy import image_policy
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
+def _inside(real: str, roots: list[str]) -> bool:
+    return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def allowed_roots(root: str | os.PathLike) -> list[str]:
+    """Real paths of the folders images under ``root`` may lie in: ``root`` and the policy's allowed roots."""
+    return [os.path.realpath(root), *image_policy().allow_roots]
+
+
 def find_images(root: str | os.PathLike) -> list[str]:
-    """All image files below ``root`` (recursive), as sorted POSIX paths relative to ``root``."""
+    """All image files below ``root`` (recursive), as sorted POSIX paths relative to ``root``.
+
+    Symbolic links are followed when they lead inside ``root`` or an allowed root (``rkit --allow-root``); a
+    folder is walked once, by real path, so a link to a parent folder repeats nothing and link loops end.
+    Links that lead elsewhere are skipped with one warning.
+    """
     root = Path(root)
     if not root.is_dir():
         raise BadInputError(f"{root}: not a folder of images")
-    names = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for fn in filenames:
-            if fn.lower().endswith(IMAGE_EXTENSIONS) and not fn.startswith("."):
-                names.append(Path(dirpath, fn).relative_to(root).as_posix())
+    roots = allowed_roots(root)
+    seen = {roots[0]}
+    names: list[str] = []
+    outside: list[str] = []
+    links: list[tuple[str, str]] = []  # (name, real path) of linked folders, walked after the real tree
+
+    def walk(rel: str, path: str, real: str) -> None:
+        stack = [(rel, path, real)]
+        while stack:
+            rel, path, real = stack.pop()
+            try:
+                entries = sorted(os.scandir(path), key=lambda e: e.name)
+            except OSError:
+                continue
+            for e in entries:
+                if e.name.startswith("."):
+                    continue
+                r = f"{rel}/{e.name}" if rel else e.name
+                try:
+                    if e.is_symlink():
+                        target = os.path.realpath(e.path)
+                        if not _inside(target, roots):
+                            outside.append(r)
+                        elif os.path.isdir(target):
+                            links.append((r, target))
+                        elif os.path.isfile(target) and e.name.lower().endswith(IMAGE_EXTENSIONS):
+                            names.append(r)
+                    elif e.is_dir(follow_symlinks=False):
+                        sub = os.path.join(real, e.name)
+                        if sub not in seen:
+                            seen.add(sub)
+                            stack.append((r, e.path, sub))
+                    elif e.name.lower().endswith(IMAGE_EXTENSIONS) and e.is_file(follow_symlinks=False):
+                        names.append(r)
+                except OSError:
+                    continue
+
+    walk("", str(root), roots[0])
+    while links:
+        links.sort(reverse=True)
+        r, target = links.pop()
+        if target in seen or any(target.startswith(s + os.sep) for s in seen):
+            continue  # already walked (a link to a parent, a sibling, or a loop)
+        seen.add(target)
+        walk(r, str(root / r), target)
+    if outside:
+        warnings.warn(f"{root}: skipped {len(outside)} link(s) leading outside the image folder (first: "
+                      f"{outside[0]}); allow their target with `rkit --allow-root DIR`", RkitWarning, stacklevel=2)
     names.sort()
     if not names:
         raise BadInputError(f"{root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
     return names
+
+
+def check_names(root: str | os.PathLike, names: list[str], source: str | os.PathLike) -> None:
+    """Refuse names (from the file ``source``) that are absolute or whose real path under ``root`` leaves
+    ``root`` and the allowed roots: :class:`BadInputError` naming ``source`` and the first such name."""
+    roots = allowed_roots(root)
+    base = roots[0]
+    parents: dict[str, str] = {}
+    for n in names:
+        if os.path.isabs(n) or n.startswith("~"):
+            why = "is an absolute path"
+        else:
+            head, tail = os.path.split(n)
+            if head not in parents:
+                parents[head] = os.path.realpath(os.path.join(base, head))
+            real = os.path.join(parents[head], tail)
+            if os.path.islink(real) or tail in ("..", "."):
+                real = os.path.realpath(real)
+            if _inside(real, roots):
+                continue
+            why = "leads outside the image folder"
+        raise BadInputError(f"{source}: image name {n!r} {why} ({root}); names must be relative to the image "
+                            f"folder — to read images elsewhere, allow their folder with `rkit --allow-root DIR`")
 
 
 def read_list_file(path: str | os.PathLike) -> list[str]:

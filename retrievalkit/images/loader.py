@@ -6,6 +6,7 @@ and the reason, so the caller records it instead of stopping the run.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from retrievalkit.images.decode import ImageReadError, crop_box, load_image, resize_longer
+from retrievalkit.images.policy import image_policy
 
 
 @dataclass
@@ -37,6 +39,7 @@ class ImageDataset(torch.utils.data.Dataset):
         self.std = np.asarray(std, dtype=np.float32).reshape(1, 1, 3)
         self.boxes = list(boxes) if boxes is not None else None
         self.upscale = upscale
+        self.max_pixels = image_policy().max_pixels  # travels to the worker processes with the dataset
 
     def __len__(self) -> int:
         return len(self.names)
@@ -44,7 +47,7 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> LoadedImage:
         name = self.names[i]
         try:
-            img = load_image(self.root / name)
+            img = load_image(self.root / name, max_pixels=self.max_pixels)
             if self.boxes is not None and self.boxes[i] is not None:
                 img = crop_box(img, self.boxes[i])
             img = resize_longer(img, self.size, self.upscale)
@@ -68,7 +71,25 @@ def iter_images(dataset: ImageDataset, workers: int = 2, start: int = 0, stop: i
     dl = torch.utils.data.DataLoader(
         subset, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_identity,
         prefetch_factor=prefetch if workers > 0 else None, persistent_workers=False)
-    yield from dl
+    yield from iterate_quietly(dl)
+
+
+def iterate_quietly(dl: torch.utils.data.DataLoader) -> Iterator:
+    """Iterate ``dl`` with worker processes that ignore SIGINT: Ctrl-C interrupts the main process alone, which
+    shuts the workers down, instead of every worker printing its own traceback."""
+    if not dl.num_workers:
+        yield from dl
+        return
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the workers started by iter()
+    except ValueError:  # not the main thread: leave signals alone
+        yield from dl
+        return
+    try:
+        it = iter(dl)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    yield from it
 
 
 def group_same_shape(items: list[LoadedImage], batch_size: int) -> list[list[LoadedImage]]:

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from retrievalkit.errors import BadInputError
-from retrievalkit.images.decode import ImageReadError, load_image, resize_longer
+from retrievalkit.images.decode import ImageReadError, load_image, read_image_bytes, resize_longer
+from retrievalkit.images.discover import check_names
 from retrievalkit.io.tuples import Tuples
 
 
@@ -27,6 +28,22 @@ def resolve_image_root(tuples: Tuples, images: str | os.PathLike | None) -> Path
         raise BadInputError(f"{tuples.path}: image root {str(root)!r} is not a folder; pass --images DIR (the folder "
                             "the tuples' image names are relative to)")
     return root
+
+
+def check_tuple_images(tuples: Tuples, root: str | os.PathLike) -> None:
+    """Refuse, before any training, a tuples file whose names leave ``root`` or whose images cannot be read
+    (missing, empty, not an image, cut short, over the pixel limit): exit 3 naming the first one."""
+    check_names(root, tuples.names, tuples.path or "tuples")
+    bad = []
+    for name in tuples.names:
+        try:
+            read_image_bytes(Path(root) / name)
+        except ImageReadError as e:
+            bad.append((name, str(e)))
+    if bad:
+        name, why = bad[0]
+        raise BadInputError(f"{Path(root) / name}: {why} ({len(bad)} of the {len(tuples.names)} images of "
+                            f"{tuples.path} cannot be read); replace the images or mine the tuples again without them")
 
 
 class TrainImages:

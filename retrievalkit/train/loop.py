@@ -30,7 +30,7 @@ from retrievalkit.io.output import atomic_file, write_text, writes_output
 from retrievalkit.io.tuples import Tuples, read_tuples
 from retrievalkit.models._files import load_torch_file
 from retrievalkit.train.batch import batch_backward, build_batch, embed, is_pair, make_loss, pair_keys
-from retrievalkit.train.data import TrainImages, resolve_image_root
+from retrievalkit.train.data import TrainImages, check_tuple_images, resolve_image_root
 from retrievalkit.train.losses import LOSSES
 from retrievalkit.train.mining import mine_hard_negatives
 
@@ -272,6 +272,7 @@ def train(tuples: str | os.PathLike, output: str | os.PathLike, cfg: TrainConfig
     if len(tup) == 0:
         raise BadInputError(f"{tuples}: holds no training pairs")
     root = resolve_image_root(tup, images)
+    check_tuple_images(tup, root)
     n = len(tup.names)
     keys = pair_keys(tup.qidx, tup.pidx, n)
     keys_all = keys
