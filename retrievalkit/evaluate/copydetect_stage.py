@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from retrievalkit.errors import BadInputError
 from retrievalkit.evaluate.copydetect import (
@@ -29,6 +30,7 @@ def evaluate_copy_detection(result_path: str | os.PathLike, gt_path: str | os.Pa
     """
     gt = read_ground_truth_csv(gt_path)
     pred, track = load_predictions(result_path)
+    _check_query_ids(pred, gt, result_path, gt_path)
     m = _score(pred, gt, source=str(result_path)).to_dict()
     m["queries"] = len(gt.query_ids)
     m["track"] = track
@@ -56,3 +58,22 @@ def load_predictions(result_path: str | os.PathLike) -> tuple[Predictions, str]:
     if b"\x00" in head:
         raise BadInputError(f"{result_path}: neither a matches CSV nor a descriptor-track HDF5")
     return read_predictions_csv(result_path), "matching"
+
+
+def _check_query_ids(pred, gt, result_path, gt_path) -> None:
+    """Predictions for queries the ground truth does not list count as wrong (as in DISC21), with a warning;
+    when no predicted query is known the files do not belong together: refused."""
+    import warnings
+
+    from retrievalkit.errors import RkitWarning
+
+    known = set(gt.query_ids)
+    asked = set(np.asarray(pred.query_ids).tolist())
+    unknown = sorted(asked - known)
+    if not unknown:
+        return
+    if len(unknown) == len(asked):
+        raise BadInputError(f"{result_path}: none of its {len(asked)} query ids is in the ground truth {gt_path} "
+                            f"(e.g. {unknown[0]!r}); check that the predictions and the ground truth belong together")
+    warnings.warn(f"{result_path}: {len(unknown)} of its {len(asked)} query ids are not in the ground truth "
+                  f"{gt_path} (e.g. {unknown[0]!r}); their predictions count as wrong", RkitWarning, stacklevel=2)

@@ -30,6 +30,10 @@ def resolve_inputs(images: str | Path, list_file: str | Path | None = None, gnd:
         raw = g.imlist if split == "database" else g.qimlist
         check_names(images, raw, gnd)
         names = [resolve_name(images, n) for n in raw]
+        if len(set(names)) != len(names):
+            which = "imlist" if split == "database" else "qimlist"
+            raise BadInputError(f"{gnd}: image {_first_repeat(names)!r} appears twice in its {which}; "
+                                "ground-truth indices need each image once")
         boxes = None
         if split == "queries" and use_boxes:
             bx = list(g.bbx)
@@ -45,5 +49,23 @@ def resolve_inputs(images: str | Path, list_file: str | Path | None = None, gnd:
         for n in listed:
             r = resolve_name(images, n)
             names.append(r if (images / r).is_file() else n)
-        return names, None
+        unique = list(dict.fromkeys(names))
+        if len(unique) != len(names):
+            import warnings
+
+            from retrievalkit.errors import RkitWarning
+
+            warnings.warn(f"{list_file}: {len(names) - len(unique)} repeated image name(s) (first: "
+                          f"{_first_repeat(names)!r}); each image is taken once",
+                          RkitWarning, stacklevel=2)
+        return unique, None
     return find_images(images), None
+
+
+def _first_repeat(names: list[str]) -> str | None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            return n
+        seen.add(n)
+    return None

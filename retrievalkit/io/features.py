@@ -80,6 +80,7 @@ def read_features(path: str | os.PathLike) -> Features:
         vec = require_dataset(f, "vectors", path)
         if vec.ndim != 2:
             raise BadInputError(f"{path}: 'vectors' must be 2-D (N, D), got shape {vec.shape}")
+        stored_half = vec.dtype == np.float16
         vectors = vec[()].astype(np.float32, copy=False)
         image_index = f["image_index"][()].astype(np.int64) if "image_index" in f else None
         failed = read_names(f, "failed", path) if "failed" in f else []
@@ -91,7 +92,40 @@ def read_features(path: str | os.PathLike) -> Features:
             image_index.size and (image_index.min() < 0 or image_index.max() >= len(names)))):
         raise BadInputError(f"{path}: 'image_index' does not map vectors to names; the file is corrupt")
     check_finite(vectors, path, "vectors")
+    check_unique_names(names, path)
+    vectors = unit_rows(vectors, path, tol=1e-2 if stored_half else 1e-3)
     return Features(names, vectors, config, failed, failed_reason, image_index, path)
+
+
+def check_unique_names(names: list[str], path) -> None:
+    """Refuse a file that names an image twice: ranks, ground truth and merges address images by name."""
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        dup = next(n for n in names if n in seen or seen.add(n))
+        raise BadInputError(f"{path}: image {dup!r} appears more than once in 'names'; each image must have one "
+                            "entry (extract again, or merge parts that do not overlap)")
+
+
+def unit_rows(vectors: np.ndarray, path, tol: float = 1e-3) -> np.ndarray:
+    """Rows L2-normalised, as cosine similarity assumes: rows off unit length by more than ``tol`` are
+    re-normalised with one warning; an all-zero row is refused (it has no direction)."""
+    if vectors.size == 0:
+        return vectors
+    norms = np.linalg.norm(vectors, axis=1)
+    off = np.abs(norms - 1.0) > tol
+    if not off.any():
+        return vectors
+    if (norms == 0).any():
+        raise BadInputError(f"{path}: vector {int(np.flatnonzero(norms == 0)[0])} is all zeros; a descriptor needs a "
+                            "direction (extract it again)")
+    import warnings
+
+    from retrievalkit.errors import RkitWarning
+
+    warnings.warn(f"{path}: {int(off.sum())} of {len(norms)} vectors are not unit-length (norms "
+                  f"{norms[off].min():.3g} to {norms[off].max():.3g}); re-normalised, as cosine similarity assumes",
+                  RkitWarning, stacklevel=3)
+    return (vectors / norms[:, None]).astype(np.float32)
 
 
 class FeaturesWriter:

@@ -128,7 +128,12 @@ def _load_file(path: Path, backbone: str | None, pooling: str | None) -> Retriev
     if "format" in obj:
         if obj["format"] != FORMAT:
             raise BadInputError(f"{path} is a {obj['format']!r} file, not a model ({FORMAT})")
-        return _load_rkit(obj, path)
+        net = _load_rkit(obj, path)
+        arch = (obj.get("config") or {}).get("backbone")
+        if backbone is not None and arch is not None and arch != backbone:
+            raise UsageError(f"{path} holds an rkit {arch} model, but the architecture given is {backbone!r} "
+                             f"(--model); give the file itself as --model {path} (it records its architecture)")
+        return net
     state = obj.get("state_dict") if isinstance(obj.get("state_dict"), Mapping) else obj
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
     meta = obj.get("meta") if isinstance(obj.get("meta"), Mapping) else {}

@@ -59,6 +59,20 @@ def _pairs_in_features(feats: Features, tup: Tuples) -> tuple[np.ndarray, np.nda
     return q, p
 
 
+def _enough_vectors(feats: Features, dim: int | None, shrinkage: float, power: float) -> None:
+    """N vectors span at most N - 1 centred directions: whitening more dimensions than that divides by
+    eigenvalues that are zero (noise blown up to unit variance). Refused unless shrinkage regularises them."""
+    n, d = feats.vectors.shape
+    out = dim or d
+    if n < 2:
+        raise BadInputError(f"{feats.path}: {n} vector(s); learning a whitening needs at least 2 (more than the "
+                            "dimension for full whitening)")
+    if shrinkage == 0 and power > 0 and out > n - 1:
+        raise BadInputError(f"{feats.path}: {n} vectors span at most {n - 1} dimensions, fewer than the {out} to "
+                            f"whiten; pass --dim {n - 1} or lower, or --shrinkage (e.g. 0.1), or learn from more "
+                            "images")
+
+
 @writes_output("output", inputs=("features", "tuples"))
 def learn_whitening(features: str | os.PathLike, output: str | os.PathLike, method: str = "pca",
                     tuples: str | os.PathLike | None = None, dim: int | None = None, shrinkage: float = 0.0,
@@ -75,6 +89,7 @@ def learn_whitening(features: str | os.PathLike, output: str | os.PathLike, meth
     if method == "pca":
         if tuples is not None:
             raise UsageError("--tuples is only used by --method learned")
+        _enough_vectors(feats, dim, shrinkage, power)
         m, P = pca_whitening(feats.vectors, dim, shrinkage=shrinkage, power=power)
         config.update(power=power, vectors=len(feats.names))
     else:
