@@ -46,14 +46,14 @@ def _root(
         "links may lead to; repeatable. Default: none, names stay inside the image folder.")] = None,
 ):
     state.quiet = quiet
-    from retrievalkit.images.policy import set_image_policy
+    from retrievalkit.images.policy import DEFAULT_MAX_PIXELS, set_image_policy
 
     for d in allow_root or []:
         if not d.is_dir():
             raise typer.BadParameter(f"{d}: not a folder", param_hint="--allow-root")
     if max_pixels is not None and max_pixels < 1:
         raise typer.BadParameter("must be at least 1", param_hint="--max-pixels")
-    set_image_policy(max_pixels=max_pixels, allow_roots=allow_root)
+    set_image_policy(max_pixels=max_pixels or DEFAULT_MAX_PIXELS, allow_roots=allow_root or [])  # each run afresh
     if threads is not None:
         if threads < 1:
             raise typer.BadParameter("must be at least 1", param_hint="--threads")
