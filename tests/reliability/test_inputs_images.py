@@ -14,9 +14,9 @@ import h5py
 import numpy as np
 import pytest
 
+from retrievalkit.errors import BadInputError
 from retrievalkit.images.decode import ImageReadError, load_image, read_image_bytes
 from retrievalkit.images.discover import check_names, find_images
-from retrievalkit.errors import BadInputError
 from tests.reliability.inputs_helpers import (
     FAST,
     assert_clean_refusal,
