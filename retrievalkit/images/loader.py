@@ -74,14 +74,30 @@ def iter_images(dataset: ImageDataset, workers: int = 2, start: int = 0, stop: i
     yield from iterate_quietly(dl)
 
 
+class _IgnoreSigint:
+    """Worker init: ignore SIGINT (the main process handles Ctrl-C and shuts the workers down), then run the
+    loader's own init, if any. A class, not a closure, so that it pickles for spawned workers."""
+
+    def __init__(self, then=None):
+        self.then = then
+
+    def __call__(self, worker_id: int) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if self.then is not None:
+            self.then(worker_id)
+
+
 def iterate_quietly(dl: torch.utils.data.DataLoader) -> Iterator:
     """Iterate ``dl`` with worker processes that ignore SIGINT: Ctrl-C interrupts the main process alone, which
-    shuts the workers down, instead of every worker printing its own traceback."""
+    shuts the workers down, instead of a worker dying mid-start and the loader printing its traceback."""
     if not dl.num_workers:
         yield from dl
         return
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the workers started by iter()
+    if not isinstance(dl.worker_init_fn, _IgnoreSigint):
+        dl.worker_init_fn = _IgnoreSigint(dl.worker_init_fn)
+    held: list[int] = []
+    try:  # while the workers are forked, a Ctrl-C is held (the children inherit this handler, not Python's)
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     except ValueError:  # not the main thread: leave signals alone
         yield from dl
         return
@@ -89,6 +105,9 @@ def iterate_quietly(dl: torch.utils.data.DataLoader) -> Iterator:
         it = iter(dl)
     finally:
         signal.signal(signal.SIGINT, previous)
+    if held:
+        del it  # shuts the workers down
+        raise KeyboardInterrupt
     yield from it
 
 
