@@ -7,6 +7,8 @@ and the reason, so the caller records it instead of stopping the run.
 from __future__ import annotations
 
 import signal
+import sys
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +76,20 @@ def iter_images(dataset: ImageDataset, workers: int = 2, start: int = 0, stop: i
     yield from iterate_quietly(dl)
 
 
+def _quiet_when_main_left(args) -> None:
+    """A worker's helper thread (the one that hands tensors to the main process) loses its connection when the
+    main process stops on Ctrl-C: nothing to report then. Anything else is reported as usual."""
+    if issubclass(args.exc_type, (ConnectionError, EOFError)):
+        return
+    threading.__excepthook__(args)
+
+
+def _quiet_excepthook(exc_type, exc, tb) -> None:
+    if issubclass(exc_type, (ConnectionError, EOFError)):
+        return
+    sys.__excepthook__(exc_type, exc, tb)
+
+
 class _IgnoreSigint:
     """Worker init: ignore SIGINT (the main process handles Ctrl-C and shuts the workers down), then run the
     loader's own init, if any. A class, not a closure, so that it pickles for spawned workers."""
@@ -83,6 +99,8 @@ class _IgnoreSigint:
 
     def __call__(self, worker_id: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        threading.excepthook = _quiet_when_main_left
+        sys.excepthook = _quiet_excepthook  # multiprocessing's resource sharer reports through sys.excepthook
         if self.then is not None:
             self.then(worker_id)
 
