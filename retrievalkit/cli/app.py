@@ -120,14 +120,18 @@ def _print_warnings() -> None:
 
     default = warnings.showwarning
 
+    shown: set[str] = set()
+
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, RkitWarning):
-            sys.stderr.write(f"warning: {message}\n")
+            if str(message) not in shown:  # a stage may look at the same input twice: say it once
+                shown.add(str(message))
+                sys.stderr.write(f"warning: {message}\n")
             return
         default(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
-    warnings.simplefilter("default", RkitWarning)  # each distinct message once
+    warnings.simplefilter("always", RkitWarning)
 
 
 if __name__ == "__main__":
