@@ -196,3 +196,18 @@ def test_ground_truth_names_stay_inside_unless_allowed(tmp_path):
              "-o", tmp_path / "f.h5", *FAST, "--workers", "0")
     assert p.returncode == 0, p.stderr
     assert _names(tmp_path / "f.h5") == ["d1.jpg", "../../other/d0.jpg", "../../other/d1.jpg"]
+
+
+def test_tuples_whose_names_leave_the_image_root_are_refused(tmp_path):
+    from retrievalkit.io.tuples import Tuples
+    from retrievalkit.train.data import check_tuple_images
+
+    root = tmp_path / "imgs"
+    names = demo_images(root, 2)
+    (tmp_path / "x.jpg").write_bytes((root / names[0]).read_bytes())
+    tup = Tuples([*names, "../x.jpg"], np.array([0, 0, 1]), np.array([0]), np.array([1]), None, str(root), {})
+    tup.path = tmp_path / "t.h5"
+    with pytest.raises(BadInputError, match=r"t\.h5: image name '\.\./x\.jpg' leads outside"):
+        check_tuple_images(tup, root)
+    tup.names = names
+    check_tuple_images(tup, root)
