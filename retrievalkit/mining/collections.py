@@ -43,10 +43,16 @@ def discover_collections(root: str | os.PathLike) -> tuple[list[Collection], lis
     if not root.is_dir():
         raise BadInputError(f"{root}: not a folder of images")
     collections, loose = [], []
+    real_root = os.path.realpath(root)
+    scenes: set[str] = set()
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
         if entry.is_dir(follow_symlinks=True):
+            real = os.path.realpath(entry.path)
+            if real in scenes or real_root == real or real_root.startswith(real.rstrip(os.sep) + os.sep):
+                continue  # a link to a scene already taken, or to the folder itself or above it: no repeats
+            scenes.add(real)
             try:
                 names = find_images(entry.path)
             except BadInputError:
