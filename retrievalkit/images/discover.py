@@ -103,9 +103,9 @@ def check_names(root: str | os.PathLike, names: list[str], source: str | os.Path
                 real = os.path.realpath(real)
             if _inside(real, roots):
                 continue
-            why = "leads outside the image folder"
-        raise BadInputError(f"{source}: image name {n!r} {why} ({root}); names must be relative to the image "
-                            f"folder — to read images elsewhere, allow their folder with `rkit --allow-root DIR`")
+            why = f"leads outside the image folder (to {os.path.dirname(real)})"
+        raise BadInputError(f"{source}: image name {n!r} {why}; names must be relative to the image folder {root} "
+                            "— to read images elsewhere, allow their folder with `rkit --allow-root DIR`")
 
 
 def read_list_file(path: str | os.PathLike) -> list[str]:
