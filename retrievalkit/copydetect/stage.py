@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from retrievalkit.copydetect.verify import VerifyConfig, verify_candidates
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.images.discover import find_images
 from retrievalkit.io.output import writes_output
+from retrievalkit.neighbours import Neighbours
 
 ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
 
@@ -127,10 +129,11 @@ class Side:
 # ---------------------------------------------------------------------------------------------------- core
 
 
-def aggregate_views(owner: np.ndarray, I: np.ndarray, D: np.ndarray, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+def aggregate_views(owner: np.ndarray, D: np.ndarray, I: np.ndarray, n: int, k: int) -> Neighbours:
     """Per-row results (M, K) of view rows owned by ``owner`` → per-image best ``k`` references (max over views).
 
-    Returns (I (n, k) int64 with -1 pads, D (n, k) float64 with -inf pads), columns sorted by score.
+    ``D``, ``I``: the per-row (M, K) scores and reference ids (``Neighbours`` order).
+    Returns ``Neighbours(scores (n, k) float64 with -inf pads, ids (n, k) int64 with -1 pads)``, best first.
     """
     rows = np.repeat(np.asarray(owner, np.int64), I.shape[1])
     refs, scores = I.ravel().astype(np.int64), D.ravel().astype(np.float64)
@@ -151,7 +154,7 @@ def aggregate_views(owner: np.ndarray, I: np.ndarray, D: np.ndarray, n: int, k: 
         m = min(k, stops[i] - starts[i])
         I_out[i, :m] = refs[starts[i]:starts[i] + m]
         D_out[i, :m] = scores[starts[i]:starts[i] + m]
-    return I_out, D_out
+    return Neighbours(D_out, I_out)
 
 
 def learn_whitening(xt: np.ndarray | None, cfg: CopyDetectConfig, max_dim: int | None = None) -> PCAWhitening | None:
@@ -163,13 +166,18 @@ def learn_whitening(xt: np.ndarray | None, cfg: CopyDetectConfig, max_dim: int |
     return fit_pca_whitening(xt, dim, cfg.pca_shrink)
 
 
-def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig,
-                  progress: ProgressFactory = _no_progress) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Matching-track candidates of every query image.
+class Candidates(NamedTuple):
+    """Matching-track candidates: ``scores`` (Q, K) float64 (verified pairs re-scored), ``ids`` (Q, K) reference
+    rows (-1 pads), as :class:`~retrievalkit.neighbours.Neighbours`; ``info``: counts for the run's config."""
 
-    Returns:
-        I (Q, K) reference indices (-1 pads), D (Q, K) scores (float64, verified pairs re-scored), and info.
-    """
+    scores: np.ndarray
+    ids: np.ndarray
+    info: dict
+
+
+def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig,
+                  progress: ProgressFactory = _no_progress) -> Candidates:
+    """Matching-track candidates of every query image (:class:`Candidates`)."""
     xq, xr = q.vectors, r.vectors
     xt = t.vectors if t is not None else None
     info: dict = {}
@@ -188,15 +196,15 @@ def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig,
     with progress("search", xq.shape[0]) as adv:
         Dr, Ir = normalized_search(xq, xr, k, xt, beta, cfg.norm_k, cfg.norm_stat, block=cfg.block,
                                    device=cfg.device, progress=adv)
-    I, D = aggregate_views(owner, Ir, Dr, nq, min(k, xr.shape[0]))
+    D, I = aggregate_views(owner, Dr, Ir, nq, min(k, xr.shape[0]))
     if cfg.verify is not None and cfg.verify.top > 0:
         if q.paths is None or r.paths is None:
             raise UsageError("local verification needs the images: give query and reference folders (or features "
                              "files whose image_root still exists), or --no-verify")
         with progress("verify", nq) as adv:
-            D, inl = verify_candidates(q.paths, r.paths, I, D, cfg.verify, progress=adv)
+            D, inl = verify_candidates(q.paths, r.paths, D, I, cfg.verify, progress=adv)
         info["verified_pairs"] = int((inl >= cfg.verify.min_inliers).sum())
-    return I, D, info
+    return Candidates(D, I, info)
 
 
 def descriptor_track(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -301,8 +309,8 @@ def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, train
                                 f"({q.source}) are {q.vectors.shape[1]}-d; describe all sides with the same model")
     out_csv = out_h5 = None
     if output is not None:
-        I, D, _ = match_queries(q, r, t, cfg, progress)
-        m: Matches = select_matches(q.ids, r.ids, I, D, cfg.max_per_query, cfg.max_rows)
+        D, I, _ = match_queries(q, r, t, cfg, progress)
+        m: Matches = select_matches(q.ids, r.ids, D, I, cfg.max_per_query, cfg.max_rows)
         out_csv = write_matches_csv(output, m)
     if descriptors is not None:
         xq, xr = descriptor_track(q, r, t, cfg)
@@ -322,5 +330,5 @@ def extract_reference_shard(references: str | os.PathLike, output: str | os.Path
                           progress=progress, on_failure=on_failure)
 
 
-__all__: Sequence[str] = ["CopyDetectConfig", "Side", "aggregate_views", "copy_detect", "descriptor_track",
+__all__: Sequence[str] = ["Candidates", "CopyDetectConfig", "Side", "aggregate_views", "copy_detect", "descriptor_track",
                           "extract_reference_shard", "load_side", "match_queries"]

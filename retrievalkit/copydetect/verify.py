@@ -98,14 +98,14 @@ def verification_bonus(inliers: np.ndarray, cfg: VerifyConfig) -> np.ndarray:
     return np.where(n >= cfg.min_inliers, cfg.bonus * n / (n + cfg.half), 0.0)
 
 
-def verify_candidates(query_paths: Sequence[str | Path], ref_paths: Sequence[str | Path], I: np.ndarray,
-                      D: np.ndarray, cfg: VerifyConfig,
+def verify_candidates(query_paths: Sequence[str | Path], ref_paths: Sequence[str | Path], D: np.ndarray,
+                      I: np.ndarray, cfg: VerifyConfig,
                       progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Re-score each query's first ``cfg.top`` candidates.
 
     Args:
         query_paths: Q image paths. ref_paths: R image paths.
-        I: (Q, K) candidate reference rows (-1 = none), D: (Q, K) their global scores.
+        D: (Q, K) global scores of the candidates, I: (Q, K) their reference rows (-1 = none).
     Returns:
         (scores (Q, K) float64 re-scored, inliers (Q, K) int64; -1 where not verified).
     """

@@ -141,7 +141,7 @@ def mine_manifold(vectors: np.ndarray, indices: np.ndarray, scores: np.ndarray, 
         raise UsageError(f"--anchors {n_anchors}: must be at least 1")
     xb = np.asarray(vectors, np.float32)
     n = xb.shape[0]
-    W = affinity_from_knn(indices, scores, gamma=gamma, mutual=mutual, k=graph_k)
+    W = affinity_from_knn(scores, indices, gamma=gamma, mutual=mutual, k=graph_k)
     anchors = find_anchors(W, stationary_distribution(W), n_anchors)
     if on_anchors:
         on_anchors(len(anchors))

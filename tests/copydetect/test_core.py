@@ -80,7 +80,7 @@ def test_aggregate_views_takes_max_over_views():
     owner = np.array([0, 0, 1])
     I = np.array([[3, 1], [1, 2], [0, -1]])
     D = np.array([[0.9, 0.2], [0.7, 0.1], [0.5, -np.inf]])
-    Io, Do = aggregate_views(owner, I, D, 2, 3)
+    Do, Io = aggregate_views(owner, D, I, 2, 3)
     np.testing.assert_array_equal(Io, [[3, 1, 2], [0, -1, -1]])
     np.testing.assert_allclose(Do[0], [0.9, 0.7, 0.1])
     assert Do[1, 0] == 0.5 and np.isneginf(Do[1, 1])
@@ -102,12 +102,12 @@ def test_one_vector_per_image_for_the_descriptor_track():
 def test_select_matches_limits():
     I = np.array([[0, 1, 2], [2, 1, -1]])
     D = np.array([[0.1, 0.9, 0.5], [0.8, 0.3, -np.inf]])
-    m = select_matches(["q0", "q1"], ["r0", "r1", "r2"], I, D, max_per_query=2)
+    m = select_matches(["q0", "q1"], ["r0", "r1", "r2"], D, I, max_per_query=2)
     assert list(zip(m.query_ids, m.reference_ids)) == [("q0", "r1"), ("q0", "r2"), ("q1", "r2"), ("q1", "r1")]
-    m = select_matches(["q0", "q1"], ["r0", "r1", "r2"], I, D, max_per_query=2, max_rows=2)
+    m = select_matches(["q0", "q1"], ["r0", "r1", "r2"], D, I, max_per_query=2, max_rows=2)
     assert list(zip(m.query_ids, m.reference_ids)) == [("q0", "r1"), ("q1", "r2")]
     with pytest.raises(UsageError):
-        select_matches(["q0"], ["r0"], I[:1], D[:1], max_per_query=0)
+        select_matches(["q0"], ["r0"], D[:1], I[:1], max_per_query=0)
 
 
 def test_image_ids_are_unique_stems():
