@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from retrievalkit.errors import MissingDependencyError, RkitError, UsageError
+from retrievalkit.devices import resolve_device as resolve_device  # re-exported: every command resolves --device here
+from retrievalkit.errors import RkitError, UsageError
 
 err_console = Console(stderr=True, highlight=False)
 
@@ -76,23 +77,6 @@ def parse_floats(text: str | None, option: str) -> list[float] | None:
     if not vals or any(v <= 0 for v in vals):
         raise UsageError(f"{option} {text!r}: expected positive numbers")
     return vals
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → cuda when available else cpu; a CUDA request on a machine without it is exit code 4."""
-    import torch
-
-    device = (device or "auto").lower()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise MissingDependencyError(f"--device {device}: CUDA is not available on this machine "
-                                         "(torch CPU build or no GPU); use --device cpu")
-        return device
-    if device == "cpu":
-        return device
-    raise UsageError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
 
 
 def echo_path(path) -> None:

@@ -330,5 +330,5 @@ def extract_reference_shard(references: str | os.PathLike, output: str | os.Path
                           progress=progress, on_failure=on_failure)
 
 
-__all__: Sequence[str] = ["Candidates", "CopyDetectConfig", "Side", "aggregate_views", "copy_detect", "descriptor_track",
-                          "extract_reference_shard", "load_side", "match_queries"]
+__all__: Sequence[str] = ["Candidates", "CopyDetectConfig", "Side", "aggregate_views", "copy_detect",
+                          "descriptor_track", "extract_reference_shard", "load_side", "match_queries"]

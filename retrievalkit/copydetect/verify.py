@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from retrievalkit.errors import UsageError
+from retrievalkit.extract.sift import sift_features
 from retrievalkit.images.decode import ImageReadError, load_image, resize_longer
-from retrievalkit.verify.geometry import match_descriptors, sift_features, verify_pair
+from retrievalkit.verify.geometry import match_descriptors, verify_pair
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,13 @@ def build_network(model: str = "efficientnet-lite0", weights: str | None = None,
     if whitening:
         from retrievalkit.whiten.whitening_file import load_whitening
 
-        P, m = load_whitening(whitening)
-        if P.shape[1] != net.dim:
-            raise BadInputError(f"{whitening}: whitening expects {P.shape[1]}-D input but the network gives "
+        mean, proj = load_whitening(whitening)
+        if proj.shape[1] != net.dim:
+            raise BadInputError(f"{whitening}: whitening expects {proj.shape[1]}-D input but the network gives "
                                 f"{net.dim}-D descriptors; learn it on features of the same model")
         if net.whiten is not None:
             raise UsageError(f"{model}: the model already has a whitening layer; do not pass --whitening")
-        net = load_whitening_into(net, P, m)
+        net = load_whitening_into(net, mean, proj)
     return net.to(device).eval()
 
 

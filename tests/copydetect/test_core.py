@@ -69,7 +69,7 @@ def test_pca_whitening_whitens_training_and_clips_dim():
     x = rng.normal(size=(40, 64)) * np.linspace(5, 0.1, 64)
     w = fit_pca_whitening(x, dim=256)
     assert w.dim == 39  # T - 1 directions carry variance
-    y = (x - w.m) @ w.P.T  # before re-normalisation: identity covariance
+    y = (x - w.mean) @ w.proj.T  # before re-normalisation: identity covariance
     cov = y.T @ y / x.shape[0]
     np.testing.assert_allclose(cov, np.eye(39), atol=1e-3)
     assert fit_pca_whitening(x, dim=8).dim == 8

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrievalkit.verify.geometry import match_descriptors, root_sift, sift_features, verify_pair
+from retrievalkit.extract.sift import root_sift, sift_features
+from retrievalkit.verify.geometry import match_descriptors, verify_pair
 from retrievalkit.verify.rerank import rerank_shortlist
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
