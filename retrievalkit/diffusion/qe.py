@@ -25,6 +25,8 @@ def weighted_expansion(x: np.ndarray, xb: np.ndarray, nn_s: np.ndarray, nn_idx: 
     """``x_i + sum_j max(s_ij, 0)**alpha * xb[nn_idx[i, j]]``, L2-normalised (alpha = 0: plain mean).
 
     ``nn_s``, ``nn_idx``: (n, k) scores and ids of each row's neighbours in ``xb`` (``Neighbours`` order)."""
+    if not np.issubdtype(np.asarray(nn_idx).dtype, np.integer):
+        raise UsageError("weighted_expansion: neighbour ids must be integers; pass (scores, ids) in that order")
     nn_idx = np.asarray(nn_idx, dtype=np.int64)
     w = np.power(np.maximum(np.asarray(nn_s, dtype=np.float32), 0.0), alpha) if alpha > 0 else \
         np.ones(nn_idx.shape, np.float32)
