@@ -61,6 +61,27 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
         yield lambda n=1: prog.advance(task, n)
 
 
+@contextmanager
+def phase_bars() -> Iterator[tuple[Callable[[int], None], Callable[[str, int], None]]]:
+    """Yield ``(advance(n), on_phase(description, total))`` for a stage with several phases: each phase gets
+    its own bar on stderr (silent with -q or off a terminal); ``advance`` moves the current one."""
+    if state.quiet or not err_console.is_terminal:
+        yield (lambda n=1: None), (lambda description, total: None)
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False) as prog:
+        current: list = []
+
+        def on_phase(description: str, total: int) -> None:
+            current[:] = [prog.add_task(description, total=total)]
+
+        def advance(n: int = 1) -> None:
+            if current:
+                prog.advance(current[0], n)
+
+        yield advance, on_phase
+
+
 def info(message: str) -> None:
     if not state.quiet:
         err_console.print(message, markup=True, soft_wrap=True)

@@ -7,10 +7,8 @@ writes one output (matching CSV and/or descriptor-track HDF5) and returns its pa
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager as ContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -34,12 +32,14 @@ from retrievalkit.images.discover import find_images
 from retrievalkit.io.output import writes_output
 from retrievalkit.neighbours import Neighbours
 
-ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
+#: progress(n): advance the current phase by n; on_phase(description, total): a new phase begins
+Progress = Callable[[int], None] | None
+OnPhase = Callable[[str, int], None] | None
 
 
-@contextlib.contextmanager
-def _no_progress(desc: str, total: int):
-    yield lambda n=1: None
+def _phase(on_phase: OnPhase, description: str, total: int) -> None:
+    if on_phase:
+        on_phase(description, total)
 
 
 @dataclass
@@ -175,9 +175,13 @@ class Candidates(NamedTuple):
     info: dict
 
 
-def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig,
-                  progress: ProgressFactory = _no_progress) -> Candidates:
-    """Matching-track candidates of every query image (:class:`Candidates`)."""
+def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig, progress: Progress = None,
+                  on_phase: OnPhase = None) -> Candidates:
+    """Matching-track candidates of every query image (:class:`Candidates`).
+
+    ``progress(n)`` advances the current phase (``search``: query rows, ``verify``: queries), announced by
+    ``on_phase(description, total)``.
+    """
     xq, xr = q.vectors, r.vectors
     xt = t.vectors if t is not None else None
     info: dict = {}
@@ -193,16 +197,16 @@ def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig,
         owner = q.owner
     k = max(cfg.max_per_query, cfg.verify.top if cfg.verify else 0)
     beta = cfg.norm_beta if xt is not None else 0.0
-    with progress("search", xq.shape[0]) as adv:
-        Dr, Ir = normalized_search(xq, xr, k, xt, beta, cfg.norm_k, cfg.norm_stat, block=cfg.block,
-                                   device=cfg.device, progress=adv)
+    _phase(on_phase, "search", xq.shape[0])
+    Dr, Ir = normalized_search(xq, xr, k, xt, beta, cfg.norm_k, cfg.norm_stat, block=cfg.block,
+                               device=cfg.device, progress=progress)
     D, I = aggregate_views(owner, Dr, Ir, nq, min(k, xr.shape[0]))
     if cfg.verify is not None and cfg.verify.top > 0:
         if q.paths is None or r.paths is None:
             raise UsageError("local verification needs the images: give query and reference folders (or features "
                              "files whose image_root still exists), or --no-verify")
-        with progress("verify", nq) as adv:
-            D, inl = verify_candidates(q.paths, r.paths, D, I, cfg.verify, progress=adv)
+        _phase(on_phase, "verify", nq)
+        D, inl = verify_candidates(q.paths, r.paths, D, I, cfg.verify, progress=progress)
         info["verified_pairs"] = int((inl >= cfg.verify.min_inliers).sum())
     return Candidates(D, I, info)
 
@@ -249,16 +253,16 @@ class _NetHolder:
 
 
 def load_side(path: str | os.PathLike, what: str, cfg: CopyDetectConfig, nets: _NetHolder, views: str = "full",
-              progress: ProgressFactory = _no_progress) -> Side:
+              progress: Progress = None, on_phase: OnPhase = None) -> Side:
     """A folder of images (described here) or an ``rkit extract`` features file."""
     path = Path(path)
     if path.is_dir():
         names = find_images(path)
         ids = image_ids(names, path)
         net = nets.get()
-        with progress(f"describe {what}", len(names)) as adv:
-            x, owner, failed = describe_views(net, path, names, cfg.size, parse_views(views), cfg.scales,
-                                              cfg.workers, adv)
+        _phase(on_phase, f"describe {what}", len(names))
+        x, owner, failed = describe_views(net, path, names, cfg.size, parse_views(views), cfg.scales,
+                                          cfg.workers, progress)
         if failed:
             n, why = failed[0]
             raise BadInputError(f"{path / n}: {why}; remove or replace it ({len(failed)} unreadable in {path})")
@@ -288,9 +292,12 @@ def _config_files(args: dict) -> list:
 @writes_output("output", "descriptors", inputs=("queries", "references", "training", _config_files))
 def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, training: str | os.PathLike | None,
                 output: str | os.PathLike | None = None, descriptors: str | os.PathLike | None = None,
-                cfg: CopyDetectConfig | None = None, progress: ProgressFactory = _no_progress,
+                cfg: CopyDetectConfig | None = None, progress: Progress = None, on_phase: OnPhase = None,
                 ) -> tuple[Path | None, Path | None]:
     """Run copy detection and write the matching CSV (``output``) and/or the descriptor-track file.
+
+    ``progress(n)`` advances the current phase by n (images described, query rows searched, queries verified);
+    ``on_phase(description, total)`` announces each phase (``describe query``, ..., ``search``, ``verify``).
 
     Returns:
         (matches CSV path or None, descriptors path or None).
@@ -300,16 +307,16 @@ def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, train
     if output is None and descriptors is None:
         raise UsageError("nothing to write: give -o matches.csv (matching track) and/or --descriptors desc.h5")
     nets = _NetHolder(cfg)
-    q = load_side(queries, "query", cfg, nets, cfg.query_views, progress)
-    r = load_side(references, "reference", cfg, nets, "full", progress)
-    t = load_side(training, "training", cfg, nets, "full", progress) if training is not None else None
+    q = load_side(queries, "query", cfg, nets, cfg.query_views, progress, on_phase)
+    r = load_side(references, "reference", cfg, nets, "full", progress, on_phase)
+    t = load_side(training, "training", cfg, nets, "full", progress, on_phase) if training is not None else None
     for s in (r, t):
         if s is not None and s.vectors.shape[1] != q.vectors.shape[1]:
             raise BadInputError(f"{s.source}: {s.vectors.shape[1]}-d descriptors but the queries "
                                 f"({q.source}) are {q.vectors.shape[1]}-d; describe all sides with the same model")
     out_csv = out_h5 = None
     if output is not None:
-        D, I, _ = match_queries(q, r, t, cfg, progress)
+        D, I, _ = match_queries(q, r, t, cfg, progress, on_phase)
         m: Matches = select_matches(q.ids, r.ids, D, I, cfg.max_per_query, cfg.max_rows)
         out_csv = write_matches_csv(output, m)
     if descriptors is not None:
