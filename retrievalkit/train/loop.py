@@ -109,8 +109,8 @@ def build_net(cfg: TrainConfig, device: str):
     torch.manual_seed(cfg.seed)  # random-initialised parts (tiny-cnn, ...) depend on the seed only
     net = load_model(cfg.model, device, pooling=cfg.pooling, p=cfg.p)
     if cfg.whitening:
-        P, m = load_whitening(cfg.whitening)
-        load_whitening_into(net, P, m)
+        mean, proj = load_whitening(cfg.whitening)
+        load_whitening_into(net, mean, proj)
     return net.to(device)
 
 
