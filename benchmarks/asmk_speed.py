@@ -66,7 +66,8 @@ def ours(codebook, data, n, queries, chunk=2000):
     res = []
     for _, qx in queries:
         s = query_scores(ivf, qz, qx, ma=5)
-        res.append(top_k(s, 10))
+        best = top_k(s, 10)
+        res.append((best.ids, best.scores))
     qtime = (time.perf_counter() - t0) / len(queries)
     return build, ivf.nbytes() / n, qtime, res
 

@@ -56,8 +56,8 @@ def side(folder: Path, views: str, size: int, cache: Path, net_holder: list, fea
 
 
 def score(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig, gt) -> tuple[float, float]:
-    I, D, _ = match_queries(q, r, t, cfg)
-    m = select_matches(q.ids, r.ids, I, D, cfg.max_per_query, cfg.max_rows)
+    D, I, _ = match_queries(q, r, t, cfg)
+    m = select_matches(q.ids, r.ids, D, I, cfg.max_per_query, cfg.max_rows)
     res = evaluate_copy_detection(Predictions.from_triples(zip(m.query_ids, m.reference_ids, m.scores)), gt)
     return res.micro_ap, res.recall_at_p90
 

@@ -64,7 +64,7 @@ def run_size(n, args):
     xq /= np.linalg.norm(xq, axis=1, keepdims=True)
     r = {"n": n}
     (D, I), r["t_knn"] = timed(knn_graph, x, args.k)
-    W, t_aff = timed(affinity_from_knn, I, D, 3.0, True)
+    W, t_aff = timed(affinity_from_knn, D, I, 3.0, True)
     S, t_norm = timed(normalize_symmetric, W)
     r["t_graph_rest"] = t_aff + t_norm
     r["nnz"] = S.nnz

@@ -67,7 +67,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for k in (int(v) for v in args.ks.split(",")):
         for method in ("manifold", "euclidean"):
-            m = mine_manifold(x, ids, sims, method=method, n_anchors=args.anchors, k_pos=k, k_neg=k)
+            m = mine_manifold(x, sims, ids, method=method, n_anchors=args.anchors, k_pos=k, k_neg=k)
             (pn, pp, ps), (nn, npr, ns) = evaluate(m, labels, x)
             print(f"| {k} | {method} | {len(m.anchors)} | {pn} | {pp:.1f} | {ps:.3f} | {nn} | {npr:.1f} | {ns:.3f} |")
     print(f"# {time.time() - t0:.1f} s in all")

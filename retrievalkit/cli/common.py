@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from retrievalkit.errors import MissingDependencyError, RkitError, UsageError
+from retrievalkit.devices import resolve_device as resolve_device  # re-exported: every command resolves --device here
+from retrievalkit.errors import RkitError, UsageError
 
 err_console = Console(stderr=True, highlight=False)
 
@@ -71,6 +72,27 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
         yield lambda n=1: prog.advance(task, n)
 
 
+@contextmanager
+def phase_bars() -> Iterator[tuple[Callable[[int], None], Callable[[str, int], None]]]:
+    """Yield ``(advance(n), on_phase(description, total))`` for a stage with several phases: each phase gets
+    its own bar on stderr (silent with -q or off a terminal); ``advance`` moves the current one."""
+    if state.quiet or not err_console.is_terminal:
+        yield (lambda n=1: None), (lambda description, total: None)
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False) as prog:
+        current: list = []
+
+        def on_phase(description: str, total: int) -> None:
+            current[:] = [prog.add_task(description, total=total)]
+
+        def advance(n: int = 1) -> None:
+            if current:
+                prog.advance(current[0], n)
+
+        yield advance, on_phase
+
+
 def info(message: str) -> None:
     if not state.quiet:
         err_console.print(message, markup=True, soft_wrap=True)
@@ -87,23 +109,6 @@ def parse_floats(text: str | None, option: str) -> list[float] | None:
     if not vals or any(v <= 0 for v in vals):
         raise UsageError(f"{option} {text!r}: expected positive numbers")
     return vals
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → cuda when available else cpu; a CUDA request on a machine without it is exit code 4."""
-    import torch
-
-    device = (device or "auto").lower()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise MissingDependencyError(f"--device {device}: CUDA is not available on this machine "
-                                         "(torch CPU build or no GPU); use --device cpu")
-        return device
-    if device == "cpu":
-        return device
-    raise UsageError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
 
 
 def echo_path(path) -> None:

@@ -13,6 +13,7 @@ from retrievalkit.cli.common import (
     handle_errors,
     info,
     parse_floats,
+    phase_bars,
     progress_bar,
     resolve_device,
 )
@@ -106,10 +107,9 @@ def copy_detect_cmd(
         info("[yellow]note:[/] no --training: score normalisation and PCA-whitening are off")
         cfg.norm_beta, cfg.pca_dim = 0.0, 0
 
-    def bar(desc: str, total: int):
-        return progress_bar(desc, total)
-
-    csv_path, h5_path = copy_detect(queries, references, training, output, descriptors, cfg, progress=bar)
+    with phase_bars() as (advance, on_phase):
+        csv_path, h5_path = copy_detect(queries, references, training, output, descriptors, cfg, progress=advance,
+                                        on_phase=on_phase)
     for p in (csv_path, h5_path):
         if p is not None:
             echo_path(p)

@@ -16,7 +16,6 @@ from retrievalkit.cli.common import (
     progress_bar,
     resolve_device,
 )
-from retrievalkit.errors import UsageError
 
 
 def _read_once(pipe: Path) -> Path:
@@ -134,25 +133,20 @@ def extract_cmd(
             info(f"[yellow]{len(failures)} image(s) could not be read[/]; see the 'failed' list in {out}")
         echo_path(out)
         return
-    def run(shard_, output_, device_, progress_):
-        return extract_global(
-            images, output_, model=model, weights=str(weights) if weights else None, pooling=pooling, p=p,
-            whitening=str(whitening) if whitening else None, size=size or None, scales=sc, device=device_,
-            batch_size=batch_size, workers=workers, list_file=list_file, gnd=gnd, split=split,
-            use_boxes=not no_boxes, resume=resume, shard=shard_, half=half, upscale=upscale, regions=regions,
-            progress=progress_, on_failure=on_failure)
+    from retrievalkit.extract.distributed import extract_global_distributed, launched_by_torchrun
 
-    from retrievalkit.extract.distributed import run_distributed, world
-
-    if world()[2] > 1:  # launched by torchrun: one shard per process, rank 0 merges
-        if sh is not None:
-            raise UsageError("--shard and torchrun both split the work; use one of them")
-        out = run_distributed(lambda shard_, part, dev_: run(shard_, part, dev_, None), output, dev)
+    opts = dict(model=model, weights=str(weights) if weights else None, pooling=pooling, p=p,
+                whitening=str(whitening) if whitening else None, size=size or None, scales=sc,
+                batch_size=batch_size, workers=workers, list_file=list_file, gnd=gnd, split=split,
+                use_boxes=not no_boxes, resume=resume, half=half, upscale=upscale, regions=regions,
+                on_failure=on_failure)
+    if launched_by_torchrun():  # one shard per process, rank 0 merges
+        out = extract_global_distributed(images, output, device=dev, shard=sh, **opts)
         if out is not None:
             echo_path(out)
         return
     with progress_bar("extract", e - s) as adv:
-        out = run(sh, output, dev, adv)
+        out = extract_global(images, output, device=dev, shard=sh, progress=adv, **opts)
     if failures:
         info(f"[yellow]{len(failures)} image(s) could not be read[/]; see the 'failed' list in {out}")
     echo_path(out)

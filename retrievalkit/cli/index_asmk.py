@@ -86,7 +86,7 @@ def fuse_cmd(
 
     Example: rkit index fuse global.h5 asmk-deep.h5 asmk-sift.h5 -o fused.h5 -k 100
     """
-    from retrievalkit.search.asmk import fuse_ranks_files
+    from retrievalkit.search.fusion import fuse_ranks_files
 
     echo_path(fuse_ranks_files(inputs, output, k=k))
 

@@ -51,16 +51,15 @@ def register(app: typer.Typer) -> None:
         from retrievalkit.mining.manifold import manifold_mine
 
         dev = resolve_device(device)
-        found = {}
         with progress_bar("manifold-mine anchors", None) as advance:
             out = manifold_mine(features, graph, output, method=method, n_anchors=anchors, k_pos=k_pos,
                                 k_neg=k_neg, max_pos=max_pos, max_neg=max_neg, gamma=gamma, alpha=alpha,
                                 iters=iters, mutual=mutual, graph_k=graph_k, batch=batch, device=dev, seed=seed,
-                                progress=advance, on_anchors=lambda n: found.setdefault("n", n))
+                                progress=advance)
         from retrievalkit.io.tuples import read_tuples
 
         t = read_tuples(out)
         width = t.nidx.shape[1] if t.nidx is not None else 0
-        info(f"manifold-mine: {found.get('n', 0)} anchors, {len(t)} (anchor, positive) tuples, "
+        info(f"manifold-mine: {len(t.config.get('anchors', []))} anchors, {len(t)} (anchor, positive) tuples, "
              f"up to {width} negatives per tuple")
         echo_path(out)

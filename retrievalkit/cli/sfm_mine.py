@@ -109,7 +109,6 @@ def register(app: typer.Typer) -> None:
         with progress_bar("sfm-mine scenes", None) as advance:
             def on_scene(r):
                 reports.append(r)
-                advance(1)
                 if r.state == "failed" and not r.reused:
                     info(f"[yellow]skipped[/] {r.scene} ({r.images} images): {r.reason}")
 
@@ -118,6 +117,6 @@ def register(app: typer.Typer) -> None:
                            min_shared=min_shared, negatives=negatives, val_fraction=val_fraction, seed=seed,
                            features=features, model=model, size=size, cluster_k=cluster_k,
                            cluster_threshold=cluster_threshold, retry_failed=retry_failed, device=dev,
-                           on_scene=on_scene)
+                           progress=advance, on_scene=on_scene)
         _summary(reports)
         echo_path(out)

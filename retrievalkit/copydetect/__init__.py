@@ -9,6 +9,7 @@ from retrievalkit.copydetect.normalize import (
 )
 from retrievalkit.copydetect.pca import PCAWhitening, fit_pca_whitening
 from retrievalkit.copydetect.stage import (
+    Candidates,
     CopyDetectConfig,
     Side,
     aggregate_views,
@@ -29,7 +30,7 @@ from retrievalkit.copydetect.submission import (
 from retrievalkit.copydetect.verify import VerifyConfig, verification_bonus, verify_candidates
 
 __all__ = [
-    "VIEWS", "CopyDetectConfig", "Matches", "PCAWhitening", "Side", "VerifyConfig", "aggregate_views",
+    "VIEWS", "Candidates", "CopyDetectConfig", "Matches", "PCAWhitening", "Side", "VerifyConfig", "aggregate_views",
     "augment_for_ip", "augment_for_l2", "background_similarity", "combine_mean", "copy_detect", "describe_views",
     "descriptor_track", "extract_reference_shard", "fit_pca_whitening", "image_ids", "load_side", "match_queries",
     "normalized_search", "parse_views", "read_descriptors", "select_matches", "verification_bonus",

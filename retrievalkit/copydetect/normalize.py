@@ -26,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from retrievalkit.errors import UsageError
+from retrievalkit.neighbours import Neighbours
 from retrievalkit.search import search_ip
 
 STATS = ("mean", "kth")
@@ -72,14 +73,14 @@ def augment_for_l2(xq: np.ndarray, xr: np.ndarray, bias: np.ndarray, beta: float
 
 def normalized_search(xq: np.ndarray, xr: np.ndarray, k: int, xt: np.ndarray | None = None, beta: float = 1.0,
                       norm_k: int = 3, stat: str = "mean", block: int = 4096, device: str = "cpu",
-                      progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      progress: Callable[[int], None] | None = None) -> Neighbours:
     """The ``k`` best references of each query row by (normalised) inner product.
 
     Without ``xt`` (or with ``beta`` = 0) this is a plain search. Memory is bounded by ``block`` queries at a time
     (``retrievalkit.search.search_ip``).
 
     Returns:
-        D: (Q, k) float32 scores s' (decreasing), I: (Q, k) int64 reference rows.
+        ``Neighbours(scores (Q, k) float32 s' decreasing, ids (Q, k) int64 reference rows)``.
     """
     if xt is None or beta == 0:
         return search_ip(xq, xr, k, block=block, device=device, progress=progress)

@@ -19,18 +19,21 @@ from retrievalkit.whiten.core import apply_whitening, pca_whitening
 
 @dataclass(frozen=True)
 class PCAWhitening:
-    """``x ↦ l2n(P (x − m))``. Attributes: m (D,) float32 mean, P (d, D) float32 projection."""
+    """``x ↦ l2n(proj (x − mean))`` (the ``(mean, proj)`` convention of :mod:`retrievalkit.whiten.core`).
 
-    m: np.ndarray
-    P: np.ndarray
+    Attributes: mean (D,) float32, proj (d, D) float32 projection.
+    """
+
+    mean: np.ndarray
+    proj: np.ndarray
 
     @property
     def dim(self) -> int:
-        return int(self.P.shape[0])
+        return int(self.proj.shape[0])
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """(N, D) → (N, d) float32, rows L2-normalised."""
-        return apply_whitening(x, self.m, self.P)
+        return apply_whitening(x, self.mean, self.proj)
 
 
 def fit_pca_whitening(x: np.ndarray, dim: int = 256, shrinkage: float = 0.0) -> PCAWhitening:
@@ -47,5 +50,4 @@ def fit_pca_whitening(x: np.ndarray, dim: int = 256, shrinkage: float = 0.0) -> 
     if dim < 1:
         raise UsageError(f"--pca-dim {dim}: must be at least 1 (0 turns whitening off)")
     d = int(min(dim, x.shape[0] - 1, x.shape[1]))
-    m, P = pca_whitening(x, d, shrinkage=shrinkage)
-    return PCAWhitening(m, P)
+    return PCAWhitening(*pca_whitening(x, d, shrinkage=shrinkage))

@@ -7,12 +7,11 @@ writes one output (matching CSV and/or descriptor-track HDF5) and returns its pa
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager as ContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,13 +30,16 @@ from retrievalkit.copydetect.verify import VerifyConfig, verify_candidates
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.images.discover import find_images
 from retrievalkit.io.output import writes_output
+from retrievalkit.neighbours import Neighbours
 
-ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
+#: progress(n): advance the current phase by n; on_phase(description, total): a new phase begins
+Progress = Callable[[int], None] | None
+OnPhase = Callable[[str, int], None] | None
 
 
-@contextlib.contextmanager
-def _no_progress(desc: str, total: int):
-    yield lambda n=1: None
+def _phase(on_phase: OnPhase, description: str, total: int) -> None:
+    if on_phase:
+        on_phase(description, total)
 
 
 @dataclass
@@ -127,10 +129,11 @@ class Side:
 # ---------------------------------------------------------------------------------------------------- core
 
 
-def aggregate_views(owner: np.ndarray, I: np.ndarray, D: np.ndarray, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+def aggregate_views(owner: np.ndarray, D: np.ndarray, I: np.ndarray, n: int, k: int) -> Neighbours:
     """Per-row results (M, K) of view rows owned by ``owner`` → per-image best ``k`` references (max over views).
 
-    Returns (I (n, k) int64 with -1 pads, D (n, k) float64 with -inf pads), columns sorted by score.
+    ``D``, ``I``: the per-row (M, K) scores and reference ids (``Neighbours`` order).
+    Returns ``Neighbours(scores (n, k) float64 with -inf pads, ids (n, k) int64 with -1 pads)``, best first.
     """
     rows = np.repeat(np.asarray(owner, np.int64), I.shape[1])
     refs, scores = I.ravel().astype(np.int64), D.ravel().astype(np.float64)
@@ -151,7 +154,7 @@ def aggregate_views(owner: np.ndarray, I: np.ndarray, D: np.ndarray, n: int, k: 
         m = min(k, stops[i] - starts[i])
         I_out[i, :m] = refs[starts[i]:starts[i] + m]
         D_out[i, :m] = scores[starts[i]:starts[i] + m]
-    return I_out, D_out
+    return Neighbours(D_out, I_out)
 
 
 def learn_whitening(xt: np.ndarray | None, cfg: CopyDetectConfig, max_dim: int | None = None) -> PCAWhitening | None:
@@ -163,12 +166,21 @@ def learn_whitening(xt: np.ndarray | None, cfg: CopyDetectConfig, max_dim: int |
     return fit_pca_whitening(xt, dim, cfg.pca_shrink)
 
 
-def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig,
-                  progress: ProgressFactory = _no_progress) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Matching-track candidates of every query image.
+class Candidates(NamedTuple):
+    """Matching-track candidates: ``scores`` (Q, K) float64 (verified pairs re-scored), ``ids`` (Q, K) reference
+    rows (-1 pads), as :class:`~retrievalkit.neighbours.Neighbours`; ``info``: counts for the run's config."""
 
-    Returns:
-        I (Q, K) reference indices (-1 pads), D (Q, K) scores (float64, verified pairs re-scored), and info.
+    scores: np.ndarray
+    ids: np.ndarray
+    info: dict
+
+
+def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig, progress: Progress = None,
+                  on_phase: OnPhase = None) -> Candidates:
+    """Matching-track candidates of every query image (:class:`Candidates`).
+
+    ``progress(n)`` advances the current phase (``search``: query rows, ``verify``: queries), announced by
+    ``on_phase(description, total)``.
     """
     xq, xr = q.vectors, r.vectors
     xt = t.vectors if t is not None else None
@@ -185,18 +197,18 @@ def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig,
         owner = q.owner
     k = max(cfg.max_per_query, cfg.verify.top if cfg.verify else 0)
     beta = cfg.norm_beta if xt is not None else 0.0
-    with progress("search", xq.shape[0]) as adv:
-        Dr, Ir = normalized_search(xq, xr, k, xt, beta, cfg.norm_k, cfg.norm_stat, block=cfg.block,
-                                   device=cfg.device, progress=adv)
-    I, D = aggregate_views(owner, Ir, Dr, nq, min(k, xr.shape[0]))
+    _phase(on_phase, "search", xq.shape[0])
+    Dr, Ir = normalized_search(xq, xr, k, xt, beta, cfg.norm_k, cfg.norm_stat, block=cfg.block,
+                               device=cfg.device, progress=progress)
+    D, I = aggregate_views(owner, Dr, Ir, nq, min(k, xr.shape[0]))
     if cfg.verify is not None and cfg.verify.top > 0:
         if q.paths is None or r.paths is None:
             raise UsageError("local verification needs the images: give query and reference folders (or features "
                              "files whose image_root still exists), or --no-verify")
-        with progress("verify", nq) as adv:
-            D, inl = verify_candidates(q.paths, r.paths, I, D, cfg.verify, progress=adv)
+        _phase(on_phase, "verify", nq)
+        D, inl = verify_candidates(q.paths, r.paths, D, I, cfg.verify, progress=progress)
         info["verified_pairs"] = int((inl >= cfg.verify.min_inliers).sum())
-    return I, D, info
+    return Candidates(D, I, info)
 
 
 def descriptor_track(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -260,16 +272,16 @@ def drop_unreadable(folder: Path, names: list[str], ids: list[str], owner: np.nd
 
 
 def load_side(path: str | os.PathLike, what: str, cfg: CopyDetectConfig, nets: _NetHolder, views: str = "full",
-              progress: ProgressFactory = _no_progress) -> Side:
+              progress: Progress = None, on_phase: OnPhase = None) -> Side:
     """A folder of images (described here) or an ``rkit extract`` features file."""
     path = Path(path)
     if path.is_dir():
         names = find_images(path)
         ids = image_ids(names, path)
         net = nets.get()
-        with progress(f"describe {what}", len(names)) as adv:
-            x, owner, failed = describe_views(net, path, names, cfg.size, parse_views(views), cfg.scales,
-                                              cfg.workers, adv)
+        _phase(on_phase, f"describe {what}", len(names))
+        x, owner, failed = describe_views(net, path, names, cfg.size, parse_views(views), cfg.scales,
+                                          cfg.workers, progress)
         if failed:
             names, ids, owner = drop_unreadable(path, names, ids, owner, failed)
         boxes = parse_views(views)
@@ -298,9 +310,12 @@ def _config_files(args: dict) -> list:
 @writes_output("output", "descriptors", inputs=("queries", "references", "training", _config_files))
 def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, training: str | os.PathLike | None,
                 output: str | os.PathLike | None = None, descriptors: str | os.PathLike | None = None,
-                cfg: CopyDetectConfig | None = None, progress: ProgressFactory = _no_progress,
+                cfg: CopyDetectConfig | None = None, progress: Progress = None, on_phase: OnPhase = None,
                 ) -> tuple[Path | None, Path | None]:
     """Run copy detection and write the matching CSV (``output``) and/or the descriptor-track file.
+
+    ``progress(n)`` advances the current phase by n (images described, query rows searched, queries verified);
+    ``on_phase(description, total)`` announces each phase (``describe query``, ..., ``search``, ``verify``).
 
     Returns:
         (matches CSV path or None, descriptors path or None).
@@ -310,17 +325,17 @@ def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, train
     if output is None and descriptors is None:
         raise UsageError("nothing to write: give -o matches.csv (matching track) and/or --descriptors desc.h5")
     nets = _NetHolder(cfg)
-    q = load_side(queries, "query", cfg, nets, cfg.query_views, progress)
-    r = load_side(references, "reference", cfg, nets, "full", progress)
-    t = load_side(training, "training", cfg, nets, "full", progress) if training is not None else None
+    q = load_side(queries, "query", cfg, nets, cfg.query_views, progress, on_phase)
+    r = load_side(references, "reference", cfg, nets, "full", progress, on_phase)
+    t = load_side(training, "training", cfg, nets, "full", progress, on_phase) if training is not None else None
     for s in (r, t):
         if s is not None and s.vectors.shape[1] != q.vectors.shape[1]:
             raise BadInputError(f"{s.source}: {s.vectors.shape[1]}-d descriptors but the queries "
                                 f"({q.source}) are {q.vectors.shape[1]}-d; describe all sides with the same model")
     out_csv = out_h5 = None
     if output is not None:
-        I, D, _ = match_queries(q, r, t, cfg, progress)
-        m: Matches = select_matches(q.ids, r.ids, I, D, cfg.max_per_query, cfg.max_rows)
+        D, I, _ = match_queries(q, r, t, cfg, progress, on_phase)
+        m: Matches = select_matches(q.ids, r.ids, D, I, cfg.max_per_query, cfg.max_rows)
         out_csv = write_matches_csv(output, m)
     if descriptors is not None:
         xq, xr = descriptor_track(q, r, t, cfg)
@@ -340,5 +355,5 @@ def extract_reference_shard(references: str | os.PathLike, output: str | os.Path
                           progress=progress, on_failure=on_failure)
 
 
-__all__: Sequence[str] = ["CopyDetectConfig", "Side", "aggregate_views", "copy_detect", "descriptor_track",
-                          "extract_reference_shard", "load_side", "match_queries"]
+__all__: Sequence[str] = ["Candidates", "CopyDetectConfig", "Side", "aggregate_views", "copy_detect",
+                          "descriptor_track", "extract_reference_shard", "load_side", "match_queries"]

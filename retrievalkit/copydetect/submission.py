@@ -52,12 +52,12 @@ class Matches:
         return len(self.query_ids)
 
 
-def select_matches(query_ids: Sequence[str], ref_ids: Sequence[str], I: np.ndarray, D: np.ndarray,
+def select_matches(query_ids: Sequence[str], ref_ids: Sequence[str], D: np.ndarray, I: np.ndarray,
                    max_per_query: int = 10, max_rows: int | None = None) -> Matches:
     """Turn per-query candidates into match rows.
 
     Args:
-        I: (Q, K) reference rows (-1 = none), D: (Q, K) scores; columns need not be sorted.
+        D: (Q, K) scores, I: (Q, K) reference rows (-1 = none) (``Neighbours`` order); columns need not be sorted.
         max_per_query: best rows kept per query. max_rows: best rows kept over all queries (None: no limit).
     """
     if max_per_query < 1:

@@ -9,9 +9,11 @@ of ratio-test SIFT matches and add a bounded bonus to the global score::
 so verified pairs rise above unverified ones of similar global score, and the bonus saturates (50 and 500
 inliers are both certain). Mirrored copies are caught by also matching the horizontally flipped query.
 
-The matching itself is the local-features stage's (``retrievalkit.verify.geometry``: RootSIFT
-``sift_features``, ratio-test + mutual ``match_descriptors``, RANSAC ``verify_pair``); an affine model covers
-crops, scaling, rotation, shear and overlays.
+The matching itself is spatial verification's (:func:`retrievalkit.verify.rerank.count_inliers`: ratio-test +
+mutual ``match_descriptors``, RANSAC ``verify_pair``) on RootSIFT (:func:`retrievalkit.extract.sift.sift_features`),
+with its one settings type: :class:`VerifyConfig` extends :class:`~retrievalkit.verify.rerank.VerifyParams`
+with copy detection's defaults (an affine model covers crops, scaling, rotation, shear and overlays; Lowe's
+ratio 0.8; 5 px at 512 px; 12 inliers) and its own settings.
 """
 # ruff: noqa: E741  (faiss naming from STYLE.md: D scores, I ids)
 
@@ -25,29 +27,36 @@ from pathlib import Path
 import numpy as np
 
 from retrievalkit.errors import UsageError
+from retrievalkit.extract.sift import sift_features
 from retrievalkit.images.decode import ImageReadError, load_image, resize_longer
-from retrievalkit.verify.geometry import match_descriptors, sift_features, verify_pair
+from retrievalkit.verify.geometry import MIN_MATCHES
+from retrievalkit.verify.rerank import VerifyParams, count_inliers
 
 
 @dataclass(frozen=True)
-class VerifyConfig:
-    """Settings of local verification (literature defaults: Lowe's ratio 0.8, a few pixels of RANSAC error)."""
+class VerifyConfig(VerifyParams):
+    """Settings of local verification of copy candidates: the spatial check's :class:`VerifyParams` with copy
+    detection's defaults (literature values: Lowe's ratio 0.8, a few pixels of RANSAC error), plus the
+    candidates, image size and score bonus."""
 
+    method: str = "affine"   # crops, scaling, rotation, shear, overlays
+    ratio: float | None = 0.8  # Lowe's ratio test
+    threshold: float | None = 5.0  # RANSAC reprojection threshold at ``size`` pixels
+    min_inliers: int = 12    # fewer inliers count as no geometric evidence
     top: int = 10            # candidates per query to verify
     size: int = 512          # longer image side for SIFT
     max_keypoints: int = 1000
-    ratio: float = 0.8       # Lowe's ratio test
-    ransac_px: float = 5.0   # RANSAC reprojection threshold at ``size`` pixels
-    min_inliers: int = 12    # fewer inliers count as no geometric evidence
     half: float = 20.0       # inliers at which half of the bonus is given
     bonus: float = 1.0       # bonus for a saturated match (global scores live in about [-1, 1])
     flip: bool = True        # also try the mirrored query
 
     def check(self) -> None:
-        if self.top < 0 or self.size < 32 or self.max_keypoints < 8 or not 0 < self.ratio <= 1:
+        if self.top < 0 or self.size < 32 or self.max_keypoints < 8 or not 0 < (self.ratio or 1) <= 1:
             raise UsageError("verification: need --verify-top >= 0, size >= 32, keypoints >= 8, 0 < ratio <= 1")
         if self.min_inliers < 4 or self.half <= 0 or self.bonus < 0:
             raise UsageError("verification: need min_inliers >= 4, half > 0 and bonus >= 0")
+        if self.method not in MIN_MATCHES or self.view_tilts:
+            raise UsageError(f"verification: method must be one of {', '.join(MIN_MATCHES)}, without view tilts")
 
 
 class LocalMatcher:
@@ -76,9 +85,7 @@ class LocalMatcher:
         return sift_features(img, max_features=self.cfg.max_keypoints)
 
     def _count(self, k1, d1, k2, d2) -> int:
-        m = match_descriptors(d1, d2, ratio=self.cfg.ratio)
-        n, _ = verify_pair(k1, k2, m, method="affine", ransac_threshold=self.cfg.ransac_px)
-        return int(n)
+        return int(count_inliers(k1, d1, k2, d2, self.cfg, kind="sift"))
 
     def inliers(self, query_path, ref_path) -> int:
         """Inlier count between a query and a reference image (best of plain and mirrored query)."""
@@ -98,14 +105,14 @@ def verification_bonus(inliers: np.ndarray, cfg: VerifyConfig) -> np.ndarray:
     return np.where(n >= cfg.min_inliers, cfg.bonus * n / (n + cfg.half), 0.0)
 
 
-def verify_candidates(query_paths: Sequence[str | Path], ref_paths: Sequence[str | Path], I: np.ndarray,
-                      D: np.ndarray, cfg: VerifyConfig,
+def verify_candidates(query_paths: Sequence[str | Path], ref_paths: Sequence[str | Path], D: np.ndarray,
+                      I: np.ndarray, cfg: VerifyConfig,
                       progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Re-score each query's first ``cfg.top`` candidates.
 
     Args:
         query_paths: Q image paths. ref_paths: R image paths.
-        I: (Q, K) candidate reference rows (-1 = none), D: (Q, K) their global scores.
+        D: (Q, K) global scores of the candidates, I: (Q, K) their reference rows (-1 = none).
     Returns:
         (scores (Q, K) float64 re-scored, inliers (Q, K) int64; -1 where not verified).
     """

@@ -138,6 +138,19 @@ def conjugate_gradient(matvec, Y: torch.Tensor, alpha: float, iters: int, tol: f
     return X, it
 
 
+def right_hand_sides(S, Y: np.ndarray, dtype=None) -> tuple[np.ndarray, np.dtype, torch.dtype]:
+    """``Y`` (N,) or (N, Q) checked against the graph ``S`` (N, N) and made 2-D, with the computation dtype
+    (``dtype``, else Y's when float32/float64, else float32) as numpy and torch dtypes."""
+    Y = np.asarray(Y)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if Y.ndim != 2 or Y.shape[0] != S.shape[0]:
+        raise UsageError(f"right-hand sides of shape {Y.shape} do not match the graph of {S.shape[0]} nodes")
+    np_dtype = np.dtype(dtype) if dtype is not None else (Y.dtype if Y.dtype in (np.float32, np.float64)
+                                                           else np.dtype(np.float32))
+    return Y, np_dtype, (torch.float64 if np_dtype == np.float64 else torch.float32)
+
+
 def cg_solve(S: sp.spmatrix | torch.Tensor, Y: np.ndarray, alpha: float = 0.99, iters: int = 20,
              tol: float = 1e-6, device: str = "cpu", dtype: np.dtype | str | None = None) -> np.ndarray:
     """Solve ``(I - alpha S) F = Y`` for all columns of ``Y`` at once by conjugate gradient.
@@ -153,14 +166,7 @@ def cg_solve(S: sp.spmatrix | torch.Tensor, Y: np.ndarray, alpha: float = 0.99, 
     alpha = check_alpha(alpha)
     if iters < 1:
         raise UsageError(f"CG iterations {iters}: must be at least 1")
-    Y = np.asarray(Y)
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    if Y.ndim != 2 or Y.shape[0] != S.shape[0]:
-        raise UsageError(f"right-hand sides of shape {Y.shape} do not match the graph of {S.shape[0]} nodes")
-    np_dtype = np.dtype(dtype) if dtype is not None else (Y.dtype if Y.dtype in (np.float32, np.float64)
-                                                           else np.dtype(np.float32))
-    tdtype = torch.float64 if np_dtype == np.float64 else torch.float32
+    Y, np_dtype, tdtype = right_hand_sides(S, Y, dtype)
     Yt = torch.from_numpy(np.ascontiguousarray(Y, dtype=np_dtype)).to(device)
     F, _ = cg_solve_torch(sparse_operator(S, device, tdtype), Yt, alpha, iters, tol)
     return F.cpu().numpy()

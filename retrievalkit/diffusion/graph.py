@@ -13,25 +13,29 @@ import numpy as np
 import scipy.sparse as sp
 
 from retrievalkit.errors import UsageError
+from retrievalkit.neighbours import Neighbours
 
 
-def affinity_from_knn(indices: np.ndarray, scores: np.ndarray, gamma: float = 3.0, mutual: bool = False,
+def affinity_from_knn(scores: np.ndarray, ids: np.ndarray, gamma: float = 3.0, mutual: bool = False,
                       k: int | None = None) -> sp.csr_matrix:
     """Symmetric sparse affinity ``W`` (N, N) float32 from a kNN list.
 
     Args:
-        indices: (N, k) int64 neighbour ids, nearest first; -1 pads (ignored); self-loops are dropped.
         scores: (N, k) similarities; clamped at 0 and raised to ``gamma``.
+        ids: (N, k) integer neighbour ids, nearest first; -1 pads (ignored); self-loops are dropped.
+            (``scores, ids`` as every search returns them: :class:`~retrievalkit.neighbours.Neighbours`.)
         gamma: exponent (> 0) applied to the similarities.
         mutual: keep only mutual neighbours (intersection) instead of the union.
         k: use only the first ``k`` columns (the k nearest); ``None`` = all.
     Returns:
         ``scipy.sparse.csr_matrix`` W, symmetric, zero diagonal, explicit zeros removed.
     """
-    indices = np.asarray(indices)
+    indices = np.asarray(ids)
     scores = np.asarray(scores, dtype=np.float32)
     if indices.ndim != 2 or indices.shape != scores.shape:
-        raise UsageError(f"kNN indices {indices.shape} and scores {scores.shape} must be the same (N, k) shape")
+        raise UsageError(f"kNN scores {scores.shape} and ids {indices.shape} must be the same (N, k) shape")
+    if indices.size and not np.issubdtype(indices.dtype, np.integer):
+        raise UsageError(f"kNN ids must be integers, got {indices.dtype}; pass (scores, ids) in that order")
     if gamma <= 0:
         raise UsageError(f"gamma {gamma}: must be positive")
     if k is not None:
@@ -66,14 +70,12 @@ def normalize_symmetric(W: sp.spmatrix) -> sp.csr_matrix:
     return S
 
 
-def graph_from_vectors(xb: np.ndarray, k: int, device: str = "cpu", block: int = 4096
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """The kNN list (indices (N, k) int64, scores (N, k) f32) of database vectors, self excluded.
+def graph_from_vectors(xb: np.ndarray, k: int, device: str = "cpu", block: int = 4096) -> Neighbours:
+    """The kNN list ``Neighbours(scores (N, k) f32, ids (N, k) int64)`` of database vectors, self excluded.
 
     Used when ``diffuse`` builds its own graph (no ``--graph``, regions, or augmented vectors).
     """
     from retrievalkit.search.exact import knn_graph
 
     k = max(1, min(int(k), xb.shape[0] - 1))
-    D, I = knn_graph(xb, k, block=block, device=device)
-    return I, D
+    return knn_graph(xb, k, block=block, device=device)

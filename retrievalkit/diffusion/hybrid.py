@@ -32,7 +32,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from retrievalkit.diffusion.cg import SparseOperator, check_alpha, conjugate_gradient, sparse_operator
+from retrievalkit.diffusion.cg import (
+    SparseOperator,
+    check_alpha,
+    conjugate_gradient,
+    right_hand_sides,
+    sparse_operator,
+)
 from retrievalkit.errors import UsageError
 
 
@@ -97,14 +103,7 @@ def hybrid_solve(S: sp.spmatrix, eigvecs: np.ndarray, eigvals: np.ndarray, Y: np
     Returns:
         F (N, Q) numpy array.
     """
-    Y = np.asarray(Y)
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    if Y.ndim != 2 or Y.shape[0] != S.shape[0]:
-        raise UsageError(f"right-hand sides of shape {Y.shape} do not match the graph of {S.shape[0]} nodes")
-    np_dtype = np.dtype(dtype) if dtype is not None else (Y.dtype if Y.dtype in (np.float32, np.float64)
-                                                           else np.dtype(np.float32))
-    tdtype = torch.float64 if np_dtype == np.float64 else torch.float32
+    Y, np_dtype, tdtype = right_hand_sides(S, Y, dtype)
     solver = HybridSolver(S, np.asarray(eigvecs, dtype=np_dtype), eigvals, alpha, device, tdtype)
     F, _ = solver(torch.from_numpy(np.ascontiguousarray(Y, dtype=np_dtype)).to(device), iters, tol)
     return F.cpu().numpy()

@@ -31,6 +31,7 @@ from retrievalkit.diffusion.cg import cg_solve_torch, check_alpha, sparse_operat
 from retrievalkit.diffusion.graph import affinity_from_knn, graph_from_vectors, normalize_symmetric
 from retrievalkit.diffusion.rank import auto_graph_k
 from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.neighbours import Neighbours
 
 
 @dataclass
@@ -96,14 +97,14 @@ def certainty(p: np.ndarray) -> np.ndarray:
 
 
 def propagate_labels(x: np.ndarray, seeds: np.ndarray, n_classes: int, cfg: PropagationConfig | None = None,
-                     knn: tuple[np.ndarray, np.ndarray] | None = None, device: str = "cpu") -> Propagated:
+                     knn: Neighbours | None = None, device: str = "cpu") -> Propagated:
     """Diffuse the labels of a few images over the kNN graph of all of them.
 
     Args:
         x: (N, D) L2-normalised descriptors.
         seeds: (N,) int class index of each labelled image, -1 for the unlabelled ones.
         n_classes: C (class indices lie in 0..C-1; a class without a labelled image is never predicted).
-        knn: (indices (N, k), scores (N, k)) kNN list of ``x`` (``rkit index knn``); None: exact search here.
+        knn: ``(scores (N, k), ids (N, k))`` kNN list of ``x`` (``rkit index knn``); None: exact search here.
     Returns:
         :class:`Propagated`.
     """
@@ -120,9 +121,9 @@ def propagate_labels(x: np.ndarray, seeds: np.ndarray, n_classes: int, cfg: Prop
     lab = np.flatnonzero(seeds >= 0)
     if lab.size == 0:
         raise BadInputError("label propagation: no image is labelled")
-    cfg = cfg.resolve(n, None if knn is None else int(knn[0].shape[1]))
-    I_g, D_g = knn if knn is not None else graph_from_vectors(x, cfg.graph_k, device=device)
-    S = normalize_symmetric(affinity_from_knn(I_g, D_g, gamma=cfg.gamma, mutual=cfg.mutual, k=cfg.graph_k))
+    cfg = cfg.resolve(n, None if knn is None else int(knn[1].shape[1]))
+    D_g, I_g = knn if knn is not None else graph_from_vectors(x, cfg.graph_k, device=device)
+    S = normalize_symmetric(affinity_from_knn(D_g, I_g, gamma=cfg.gamma, mutual=cfg.mutual, k=cfg.graph_k))
     Y = torch.zeros((n, n_classes), dtype=torch.float32, device=device)
     Y[torch.from_numpy(lab).to(device), torch.from_numpy(seeds[lab]).to(device)] = 1.0
     Z, _ = cg_solve_torch(sparse_operator(S, device), Y, cfg.alpha, cfg.iters, cfg.tol)

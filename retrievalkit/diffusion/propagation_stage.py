@@ -20,6 +20,7 @@ from retrievalkit.io.h5file import check_same_names
 from retrievalkit.io.labels import Predictions, match_names, read_labels, write_predictions
 from retrievalkit.io.output import writes_output
 from retrievalkit.io.tuples import Tuples, write_tuples
+from retrievalkit.neighbours import Neighbours
 
 
 def pseudo_label_tuples(x: np.ndarray, res: Propagated, n_classes: int) -> tuple[np.ndarray, ...]:
@@ -73,7 +74,7 @@ def propagate(features: str | os.PathLike, labels: str | os.PathLike, output: st
     if graph is not None:
         g = read_knn(graph)
         check_same_names(feats.names, g.names, features, graph, "graph names")
-        knn = (g.indices, g.scores)
+        knn = Neighbours(g.scores, g.indices)
     rows = match_names(read_labels(labels), feats.names, str(labels))
     classes = class_names(rows.values())
     index = {c: j for j, c in enumerate(classes)}

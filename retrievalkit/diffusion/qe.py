@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from retrievalkit.errors import UsageError
+from retrievalkit.neighbours import Neighbours
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
@@ -19,9 +20,13 @@ def _normalize(x: np.ndarray) -> np.ndarray:
     return (x / np.where(n > 0, n, 1.0)).astype(np.float32)
 
 
-def weighted_expansion(x: np.ndarray, xb: np.ndarray, nn_idx: np.ndarray, nn_s: np.ndarray,
+def weighted_expansion(x: np.ndarray, xb: np.ndarray, nn_s: np.ndarray, nn_idx: np.ndarray,
                        alpha: float) -> np.ndarray:
-    """``x_i + sum_j max(s_ij, 0)**alpha * xb[nn_idx[i, j]]``, L2-normalised (alpha = 0: plain mean)."""
+    """``x_i + sum_j max(s_ij, 0)**alpha * xb[nn_idx[i, j]]``, L2-normalised (alpha = 0: plain mean).
+
+    ``nn_s``, ``nn_idx``: (n, k) scores and ids of each row's neighbours in ``xb`` (``Neighbours`` order)."""
+    if not np.issubdtype(np.asarray(nn_idx).dtype, np.integer):
+        raise UsageError("weighted_expansion: neighbour ids must be integers; pass (scores, ids) in that order")
     nn_idx = np.asarray(nn_idx, dtype=np.int64)
     w = np.power(np.maximum(np.asarray(nn_s, dtype=np.float32), 0.0), alpha) if alpha > 0 else \
         np.ones(nn_idx.shape, np.float32)
@@ -41,7 +46,7 @@ def alpha_qe(xq: np.ndarray, xb: np.ndarray, n: int = 10, alpha: float = 3.0, de
     if alpha < 0:
         raise UsageError(f"query expansion alpha {alpha}: must be >= 0")
     D, I = search_ip(xq, xb, n, device=device)
-    return weighted_expansion(xq, xb, I, D, alpha)
+    return weighted_expansion(xq, xb, D, I, alpha)
 
 
 def aqe(xq: np.ndarray, xb: np.ndarray, n: int = 10, device: str = "cpu") -> np.ndarray:
@@ -50,17 +55,17 @@ def aqe(xq: np.ndarray, xb: np.ndarray, n: int = 10, device: str = "cpu") -> np.
 
 
 def alpha_dba(xb: np.ndarray, k: int = 10, alpha: float = 3.0, device: str = "cpu",
-              knn: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+              knn: Neighbours | None = None) -> np.ndarray:
     """alpha-DBA: each database vector replaced by the weighted mean of itself and its ``k`` neighbours.
 
-    ``knn``: an existing (indices, scores) kNN list of ``xb`` (self excluded, nearest first) to reuse.
+    ``knn``: an existing ``(scores, ids)`` kNN list of ``xb`` (self excluded, nearest first) to reuse.
     """
     from retrievalkit.search.exact import knn_graph
 
     if k < 1:
         raise UsageError(f"DBA k {k}: must be at least 1")
-    if knn is not None and knn[0].shape[1] >= k:
-        I, D = knn[0][:, :k], knn[1][:, :k]
+    if knn is not None and knn[1].shape[1] >= k:
+        D, I = knn[0][:, :k], knn[1][:, :k]
     else:
         D, I = knn_graph(xb, min(k, max(1, xb.shape[0] - 1)), device=device)
-    return weighted_expansion(xb, xb, I, D, alpha)
+    return weighted_expansion(xb, xb, D, I, alpha)

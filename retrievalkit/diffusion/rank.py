@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from retrievalkit.diffusion.regions import POOLS, pool_rows
 from retrievalkit.diffusion.spectral import spectral_filter, spectral_rank, top_eigenpairs
 from retrievalkit.diffusion.truncated import truncated_solve
 from retrievalkit.errors import UsageError
+from retrievalkit.neighbours import Neighbours
 
 METHODS = ("cg", "truncated", "spectral", "hybrid", "none")
 EXPANSIONS = ("none", "aqe", "alpha-qe")
@@ -126,23 +128,33 @@ def _group_rows(owner: np.ndarray | None, n: int) -> list[np.ndarray]:
     return [order[bounds[i]:bounds[i + 1]] for i in range(n)]
 
 
+class DiffusionRanking(NamedTuple):
+    """The result of :func:`diffusion_ranking`: ``scores``/``ids`` as :class:`Neighbours`, plus the resolved
+    settings."""
+
+    scores: np.ndarray
+    ids: np.ndarray
+    config: DiffusionConfig
+
+
 def diffusion_ranking(xb: np.ndarray, xq: np.ndarray, cfg: DiffusionConfig,
-                      knn: tuple[np.ndarray, np.ndarray] | None = None,
+                      knn: Neighbours | None = None,
                       eig: tuple[np.ndarray, np.ndarray] | None = None,
                       db_owner: np.ndarray | None = None, n_db_images: int | None = None,
                       q_owner: np.ndarray | None = None, n_q_images: int | None = None,
                       device: str = "cpu", progress: Callable[[int], None] | None = None
-                      ) -> tuple[np.ndarray, np.ndarray, DiffusionConfig]:
+                      ) -> DiffusionRanking:
     """Rank database images for every query image.
 
     Args:
         xb: (M, D) database vectors (L2-normalised); ``db_owner`` (M,) maps rows to ``n_db_images`` images
             (None: one row per image). xq / q_owner / n_q_images: the same for queries.
         cfg: settings; ``None`` fields are chosen by :func:`resolve_config`.
-        knn: (indices (M, k), scores (M, k)) kNN list of ``xb`` to build the graph from (None: built here).
+        knn: ``(scores (M, k), ids (M, k))`` kNN list of ``xb`` to build the graph from (None: built here).
         eig: (eigvals (r,), eigvecs (M, r)) for ``spectral`` / ``hybrid`` (None: computed here).
     Returns:
-        I (Q, K) int64 database image ids (-1 pads), D (Q, K) float32 scores (decreasing), resolved config.
+        ``DiffusionRanking(scores (Q, K) float32 decreasing, ids (Q, K) int64 database images (-1 pads),
+        config)``: the resolved settings.
     """
     xb = np.ascontiguousarray(xb, dtype=np.float32)
     xq = np.ascontiguousarray(xq, dtype=np.float32)
@@ -151,17 +163,17 @@ def diffusion_ranking(xb: np.ndarray, xq: np.ndarray, cfg: DiffusionConfig,
     m = xb.shape[0]
     n_db = m if db_owner is None else int(n_db_images)
     n_q = xq.shape[0] if q_owner is None else int(n_q_images)
-    cfg = resolve_config(cfg, m, None if knn is None else int(knn[0].shape[1]))
+    cfg = resolve_config(cfg, m, None if knn is None else int(knn[1].shape[1]))
 
     if cfg.dba:
-        reuse = knn if (knn is not None and knn[0].shape[1] >= cfg.dba_k) else None
+        reuse = knn if (knn is not None and knn[1].shape[1] >= cfg.dba_k) else None
         xb = alpha_dba(xb, cfg.dba_k, cfg.dba_alpha, device=device, knn=reuse)
     tb = torch.from_numpy(xb).to(device)
 
     S_t = W = U_t = h_t = None
     if cfg.method in ("cg", "truncated", "spectral", "hybrid") and not (cfg.method == "spectral" and eig is not None):
-        I_g, D_g = knn if knn is not None else graph_from_vectors(xb, cfg.graph_k, device=device)
-        W = affinity_from_knn(I_g, D_g, gamma=cfg.gamma, mutual=cfg.mutual, k=cfg.graph_k)
+        D_g, I_g = knn if knn is not None else graph_from_vectors(xb, cfg.graph_k, device=device)
+        W = affinity_from_knn(D_g, I_g, gamma=cfg.gamma, mutual=cfg.mutual, k=cfg.graph_k)
     if cfg.method == "cg":
         S_t = sparse_operator(normalize_symmetric(W), device)
     elif cfg.method in ("spectral", "hybrid"):
@@ -192,7 +204,7 @@ def diffusion_ranking(xb: np.ndarray, xq: np.ndarray, cfg: DiffusionConfig,
             e_rows = (tb @ torch.from_numpy(xqb).to(device).T).cpu().numpy().T  # (R, M)
             n_exp = min(cfg.qe_n, m)
             nn = np.argpartition(-e_rows, n_exp - 1, axis=1)[:, :n_exp]
-            xqb = weighted_expansion(xqb, xb, nn, np.take_along_axis(e_rows, nn, 1),
+            xqb = weighted_expansion(xqb, xb, np.take_along_axis(e_rows, nn, 1), nn,
                                      0.0 if cfg.qe == "aqe" else cfg.qe_alpha)
         E_rows = tb @ torch.from_numpy(xqb).to(device).T  # (M, R)
         E = _pool_query_side(E_rows, col_of_row, len(cols))  # (M, B): best query region per column
@@ -208,7 +220,7 @@ def diffusion_ranking(xb: np.ndarray, xq: np.ndarray, cfg: DiffusionConfig,
         D_out[s:s + len(cols)] = v.T.cpu().numpy()
         if progress:
             progress(len(cols))
-    return I_out, D_out, cfg
+    return DiffusionRanking(D_out, I_out, cfg)
 
 
 def _pool_query_side(E_rows: torch.Tensor, col_of_row: np.ndarray, n_cols: int) -> torch.Tensor:

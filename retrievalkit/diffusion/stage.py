@@ -16,6 +16,7 @@ from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io import Ranks, read_features, read_knn, write_ranks
 from retrievalkit.io.h5file import check_same_names
 from retrievalkit.io.output import writes_output
+from retrievalkit.neighbours import Neighbours
 
 
 def node_names(feats) -> list[str]:
@@ -79,8 +80,8 @@ def diffuse(database: str | os.PathLike, queries: str | os.PathLike, output: str
         for key in ("graph_k", "mutual", "gamma"):
             if key in sf.config:
                 cfg = dataclasses.replace(cfg, **{key: sf.config[key]})
-    knn = None if g is None else (g.indices, g.scores)
-    I, D, used = diffusion_ranking(
+    knn = None if g is None else Neighbours(g.scores, g.indices)
+    D, I, used = diffusion_ranking(
         db.vectors, q.vectors, cfg, knn=knn, eig=eig,
         db_owner=db.image_index, n_db_images=len(db.names),
         q_owner=q.image_index, n_q_images=len(q.names), device=device, progress=progress)
@@ -104,8 +105,8 @@ def prepare_spectral(database: str | os.PathLike, output: str | os.PathLike, gra
     m = db.vectors.shape[0]
     cfg = resolve_config(DiffusionConfig(method="spectral", graph_k=graph_k, mutual=mutual, gamma=gamma, rank=rank),
                          m, None if g is None else g.k)
-    I_g, D_g = (g.indices, g.scores) if g is not None else graph_from_vectors(db.vectors, cfg.graph_k, device=device)
-    S = normalize_symmetric(affinity_from_knn(I_g, D_g, gamma=cfg.gamma, mutual=cfg.mutual, k=cfg.graph_k))
+    D_g, I_g = (g.scores, g.indices) if g is not None else graph_from_vectors(db.vectors, cfg.graph_k, device=device)
+    S = normalize_symmetric(affinity_from_knn(D_g, I_g, gamma=cfg.gamma, mutual=cfg.mutual, k=cfg.graph_k))
     lam, U = top_eigenpairs(S, cfg.rank)
     conf = {"graph_k": cfg.graph_k, "mutual": cfg.mutual, "gamma": cfg.gamma, "rank": int(lam.shape[0]),
             "smallest_eigval": float(lam[-1]) if lam.size else None, "database_vectors": int(m)}

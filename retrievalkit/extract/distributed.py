@@ -57,3 +57,25 @@ def run_distributed(extract_one, output: str | os.PathLike, device: str) -> Path
     finally:
         if own_group:
             dist.destroy_process_group()
+
+
+def launched_by_torchrun() -> bool:
+    """True in a process started by ``torchrun`` with more than one process."""
+    return world()[2] > 1
+
+
+def extract_global_distributed(images: str | os.PathLike, output: str | os.PathLike, *, device: str = "cpu",
+                               shard: tuple[int, int] | None = None, **options) -> Path | None:
+    """:func:`~retrievalkit.extract.global_desc.extract_global` of this rank's shard under torchrun; rank 0
+    merges the parts and returns the output path, the other ranks return None.
+
+    ``options``: the other keyword arguments of ``extract_global`` (no ``progress``: ranks draw no bars).
+    """
+    from retrievalkit.errors import UsageError
+    from retrievalkit.extract.global_desc import extract_global
+
+    if shard is not None:
+        raise UsageError("--shard and torchrun both split the work; use one of them")
+    options.pop("progress", None)
+    return run_distributed(lambda shard_, part, dev: extract_global(images, part, shard=shard_, device=dev,
+                                                                    **options), output, device)

@@ -32,13 +32,13 @@ def build_network(model: str = "efficientnet-lite0", weights: str | None = None,
     if whitening:
         from retrievalkit.whiten.whitening_file import load_whitening
 
-        P, m = load_whitening(whitening)
-        if P.shape[1] != net.dim:
-            raise BadInputError(f"{whitening}: whitening expects {P.shape[1]}-D input but the network gives "
+        mean, proj = load_whitening(whitening)
+        if proj.shape[1] != net.dim:
+            raise BadInputError(f"{whitening}: whitening expects {proj.shape[1]}-D input but the network gives "
                                 f"{net.dim}-D descriptors; learn it on features of the same model")
         if net.whiten is not None:
             raise UsageError(f"{model}: the model already has a whitening layer; do not pass --whitening")
-        net = load_whitening_into(net, P, m)
+        net = load_whitening_into(net, mean, proj)
     return net.to(device).eval()
 
 
@@ -94,18 +94,12 @@ def extract_global(
     With ``shard=(i, n)`` only the i-th of n contiguous blocks of the sorted names is processed;
     ``rkit merge`` joins the shard outputs.
     """
-    if batch_size < 1:
-        raise UsageError(f"--batch-size {batch_size}: must be at least 1")
-    if workers < 0:
-        raise UsageError(f"--workers {workers}: must be 0 or more")
-    if size is not None and size < 16:
-        raise UsageError(f"--size {size}: too small (use at least 16 pixels, or 0 for the original size)")
+    _check_args(batch_size, workers, size)
     names, boxes = resolve_inputs(images, list_file, gnd, split, use_boxes)
     start, stop = select_shard(names, shard)
 
     net = build_network(model, weights=weights, pooling=pooling, p=p, whitening=whitening, device=device)
     net.eval()
-    mean, std = net.mean, net.std
     config = {
         "model": net.config,
         "model_source": str(weights or model),
@@ -121,46 +115,67 @@ def extract_global(
         "shard_range": [start, stop],
         "total_images": len(names),
     }
-    dim = int(net.dim)
-    writer = FeaturesWriter(output, dim, config, resume=resume, half=half, regions=regions)
+    writer = FeaturesWriter(output, int(net.dim), config, resume=resume, half=half, regions=regions)
     try:
         done = writer.done
         if progress and done:
             progress(done)
-        ds = ImageDataset(images, names, size, mean, std, boxes=boxes, upscale=upscale)
-        pending: list = []
-        failed: list[tuple[str, str]] = []
-        consumed = 0
-
-        def flush():
-            nonlocal pending, failed, consumed
-            rows = []
-            for group in group_same_shape(pending, batch_size):
-                x = torch.stack([it.tensor for it in group]).to(device)
-                rows.extend(zip(group, describe_batch(net, x, scales, regions)))
-            rows.sort(key=lambda r: r[0].index)
-            vecs = [v for _, v in rows]
-            arr = np.concatenate(vecs, 0) if vecs else np.zeros((0, dim), np.float32)
-            owners = np.concatenate([np.full(v.shape[0], j) for j, v in enumerate(vecs)]) if regions and vecs else None
-            writer.append([it.name for it, _ in rows], arr, failed, consumed=consumed, owners=owners)
-            pending, failed, consumed = [], [], 0
-
+        ds = ImageDataset(images, names, size, net.mean, net.std, boxes=boxes, upscale=upscale)
+        batches = _Batches(net, writer, scales, regions, batch_size, device)
         for it in iter_images(ds, workers=workers, start=start + done, stop=stop):
-            consumed += 1
-            if it.tensor is None:
-                failed.append((it.name, it.error or "unreadable"))
-                if on_failure:
-                    on_failure(it.name, it.error or "unreadable")
-            else:
-                pending.append(it)
-            if consumed >= flush_every:
-                flush()
+            batches.add(it, on_failure)
+            if batches.consumed >= flush_every:
+                batches.flush()
             if progress:
                 progress(1)
-        flush()
+        batches.flush()
         if not writer.names:
             writer.discard()  # every image was tried: nothing to resume, so no partial is left behind
             raise BadInputError(f"{images}: none of the {stop - start} images could be read; nothing to write")
         return writer.finish()
     finally:
         writer.close()
+
+
+def _check_args(batch_size: int, workers: int, size: int | None) -> None:
+    if batch_size < 1:
+        raise UsageError(f"--batch-size {batch_size}: must be at least 1")
+    if workers < 0:
+        raise UsageError(f"--workers {workers}: must be 0 or more")
+    if size is not None and size < 16:
+        raise UsageError(f"--size {size}: too small (use at least 16 pixels, or 0 for the original size)")
+
+
+class _Batches:
+    """Decoded images gathered until a flush, then described in same-shape batches and appended to the
+    writer in input order, with the images that failed since the last flush (so ``--resume`` can continue)."""
+
+    def __init__(self, net, writer: FeaturesWriter, scales: Sequence[float], regions: bool, batch_size: int,
+                 device: str):
+        self.net, self.writer, self.scales, self.regions = net, writer, scales, regions
+        self.batch_size, self.device = batch_size, device
+        self.pending: list = []
+        self.failed: list[tuple[str, str]] = []
+        self.consumed = 0
+
+    def add(self, it, on_failure: Callable[[str, str], None] | None) -> None:
+        self.consumed += 1
+        if it.tensor is None:
+            self.failed.append((it.name, it.error or "unreadable"))
+            if on_failure:
+                on_failure(it.name, it.error or "unreadable")
+        else:
+            self.pending.append(it)
+
+    def flush(self) -> None:
+        rows = []
+        for group in group_same_shape(self.pending, self.batch_size):
+            x = torch.stack([it.tensor for it in group]).to(self.device)
+            rows.extend(zip(group, describe_batch(self.net, x, self.scales, self.regions)))
+        rows.sort(key=lambda r: r[0].index)
+        vecs = [v for _, v in rows]
+        arr = np.concatenate(vecs, 0) if vecs else np.zeros((0, int(self.net.dim)), np.float32)
+        owners = (np.concatenate([np.full(v.shape[0], j) for j, v in enumerate(vecs)])
+                  if self.regions and vecs else None)
+        self.writer.append([it.name for it, _ in rows], arr, self.failed, consumed=self.consumed, owners=owners)
+        self.pending, self.failed, self.consumed = [], [], 0

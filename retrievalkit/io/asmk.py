@@ -1,5 +1,8 @@
 """The ASMK index file (kind ``rkit/asmk``): codebook + inverted file, plain HDF5 arrays (no pickle).
 
+The in-memory :class:`InvertedFile` is defined here, with its file, so the io layer needs nothing from the
+algorithm (:mod:`retrievalkit.search.asmk` builds and searches it).
+
 Layout (see docs/local.md):
     names          (N,)       utf-8    database image names (row i = image id i)
     codebook       (K, D)     float32  k-means centroids (visual words)
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +29,45 @@ KIND = "rkit/asmk"
 SCHEMA = 1
 
 
+@dataclass
+class InvertedFile:
+    """ASMK* inverted file over N database images.
+
+    Attributes:
+        codebook: (K, D) float32. word_offsets: (K+1,) int64: word c's entries are rows
+        word_offsets[c]:word_offsets[c+1] of ``entry_images`` (E,) int32 and ``entry_codes`` (E, B) uint8.
+        image_words: (N,) int64 number of entries (distinct words) per image: its self-similarity.
+    """
+
+    codebook: np.ndarray
+    word_offsets: np.ndarray
+    entry_images: np.ndarray
+    entry_codes: np.ndarray
+    image_words: np.ndarray
+    dim: int
+    config: dict = field(default_factory=dict)
+
+    @property
+    def n_images(self) -> int:
+        return int(self.image_words.shape[0])
+
+    @property
+    def n_entries(self) -> int:
+        return int(self.entry_images.shape[0])
+
+    def nbytes(self) -> int:
+        return int(self.word_offsets.nbytes + self.entry_images.nbytes + self.entry_codes.nbytes
+                   + self.image_words.nbytes)
+
+
+
 def codebook_id(codebook: np.ndarray) -> str:
     """A short fingerprint of a codebook: shards of one index must share it."""
     return hashlib.sha1(np.ascontiguousarray(codebook, np.float32).tobytes()).hexdigest()[:16]
 
 
 def write_asmk_index(path: str | os.PathLike, names: list[str], ivf, inputs: dict[str, str] | None = None) -> Path:
-    """Write an :class:`~retrievalkit.search.asmk.InvertedFile` and its image names atomically."""
+    """Write an :class:`InvertedFile` and its image names atomically."""
     path = Path(path)
     if len(names) != ivf.n_images:
         raise ValueError(f"write_asmk_index: {len(names)} names for {ivf.n_images} images")
@@ -51,8 +87,6 @@ def write_asmk_index(path: str | os.PathLike, names: list[str], ivf, inputs: dic
 
 def read_asmk_index(path: str | os.PathLike, codebook_only: bool = False):
     """Read an ASMK index: (names, InvertedFile). With ``codebook_only`` the postings are left empty."""
-    from retrievalkit.search.asmk import InvertedFile
-
     path = Path(path)
     with open_checked(path, KIND, SCHEMA) as f:
         names = read_names(f, "names", path)
@@ -75,4 +109,4 @@ def read_asmk_index(path: str | os.PathLike, codebook_only: bool = False):
     return names, InvertedFile(codebook, offsets, images, codes.astype(np.uint8), image_words, d, config)
 
 
-__all__ = ["KIND", "SCHEMA", "codebook_id", "write_asmk_index", "read_asmk_index"]
+__all__ = ["KIND", "SCHEMA", "InvertedFile", "codebook_id", "write_asmk_index", "read_asmk_index"]

@@ -14,16 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from retrievalkit.errors import BadInputError
 from retrievalkit.io.h5file import (
     atomic_h5,
-    check_finite,
     open_checked,
     read_config,
     read_names,
     require_dataset,
     write_names,
 )
+from retrievalkit.io.ranks import check_neighbour_lists
 
 KIND = "rkit/knn"
 SCHEMA = 1
@@ -58,9 +57,5 @@ def read_knn(path: str | os.PathLike) -> KnnGraph:
         idx = require_dataset(f, "indices", path)[()].astype(np.int64)
         sc = require_dataset(f, "scores", path)[()].astype(np.float32)
         config = read_config(f)
-    if idx.ndim != 2 or idx.shape != sc.shape or idx.shape[0] != len(names):
-        raise BadInputError(f"{path}: graph of shape {idx.shape} does not match {len(names)} names")
-    if idx.size and (idx.max() >= len(names) or idx.min() < -1):
-        raise BadInputError(f"{path}: neighbour ids outside 0..{len(names) - 1}; the file is corrupt")
-    check_finite(sc[idx >= 0], path, "scores")
+    check_neighbour_lists(path, sc, idx, len(names), len(names))
     return KnnGraph(names, idx, sc, config, path)

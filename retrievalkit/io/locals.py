@@ -10,12 +10,15 @@ Layout (see docs/local.md):
     image_sizes   (N, 2)  int64   (width, height) of the original images
     failed        (F,)    utf-8   images that could not be read (never silently dropped)
     failed_reason (F,)    utf-8
+    pca_mean      (C,)    float32 deep locals with PCA only: the whitening applied, l2n((x - mean) @ pca_projection)
+    pca_projection (C, D) float32 (in memory the library's convention ``(mean, proj)``, proj = its transpose (D, C))
     attrs: kind, schema, config (method, model, size, scales, max_features, pca, image_root, ...)
 An image with no features (a blank photo) has an empty slice; it is not a failure.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,8 +111,12 @@ def validate_locals(loc: Locals, path: str | os.PathLike = "<memory>") -> None:
 
 
 def write_locals(path: str | os.PathLike, loc: Locals, inputs: dict[str, str] | None = None,
-                 half: bool = False) -> Path:
-    """Write ``loc`` atomically to ``path`` and return the path."""
+                 half: bool = False, pca: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+    """Write ``loc`` atomically to ``path`` and return the path.
+
+    ``half`` stores the descriptors as float16. ``pca``: the PCA-whitening ``(mean (C,), proj (D, C))`` the
+    descriptors went through (deep locals), stored so that queries can be extracted with the same one.
+    """
     path = Path(path)
     validate_locals(loc, path)
     with atomic_h5(path, KIND, SCHEMA, loc.config, inputs) as f:
@@ -124,8 +131,32 @@ def write_locals(path: str | os.PathLike, loc: Locals, inputs: dict[str, str] | 
             f.create_dataset("image_sizes", data=np.asarray(loc.image_sizes, dtype=np.int64))
         write_names(f, "failed", loc.failed)
         write_names(f, "failed_reason", loc.failed_reason)
+        if pca is not None:
+            f.create_dataset("pca_mean", data=np.asarray(pca[0], np.float32))
+            f.create_dataset("pca_projection", data=np.ascontiguousarray(np.asarray(pca[1], np.float32).T))
         f.attrs["done"] = len(loc.names) + len(loc.failed)
     return path
+
+
+def read_locals_pca(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """The PCA-whitening stored in a deep locals file, as ``(mean (C,), proj (D, C))`` float32."""
+    path = Path(path)
+    with open_checked(path, KIND, SCHEMA) as f:
+        if "pca_mean" not in f or "pca_projection" not in f:
+            raise BadInputError(f"{path}: holds no PCA-whitening; pass the database's deep locals file")
+        mean = f["pca_mean"][()].astype(np.float32)
+        proj = f["pca_projection"][()].astype(np.float32).T
+    if mean.ndim != 1 or proj.ndim != 2 or proj.shape[1] != mean.shape[0]:
+        raise BadInputError(f"{path}: pca_mean {mean.shape} and pca_projection {proj.T.shape} do not fit; corrupt file")
+    return mean, np.ascontiguousarray(proj)
+
+
+def pca_id(mean: np.ndarray, proj: np.ndarray) -> str:
+    """A short fingerprint of a PCA-whitening ``(mean, proj (D, C))`` as stored in a locals file: query and
+    database locals must share it (recorded as ``config["pca"]``)."""
+    h = hashlib.sha1(np.ascontiguousarray(mean, np.float32).tobytes())
+    h.update(np.ascontiguousarray(np.asarray(proj, np.float32).T).tobytes())
+    return h.hexdigest()[:16]
 
 
 def read_locals(path: str | os.PathLike, rows: slice | None = None) -> Locals:
@@ -168,5 +199,5 @@ def count_locals(path: str | os.PathLike) -> tuple[int, int, int]:
     return n, int(shape[0]), int(shape[1])
 
 
-__all__ = ["Locals", "pack_locals", "validate_locals", "write_locals", "read_locals", "count_locals", "KIND",
-           "SCHEMA"]
+__all__ = ["Locals", "pack_locals", "validate_locals", "write_locals", "read_locals", "count_locals",
+           "read_locals_pca", "pca_id", "KIND", "SCHEMA"]

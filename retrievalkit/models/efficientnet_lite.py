@@ -48,6 +48,9 @@ BN_MOMENTUM = 0.01  # TF decay 0.99
 BN_EPS = 1e-3
 DROP_CONNECT_RATE = 0.2
 PADDINGS = ("static", "dynamic")
+#: the block whose expansion is the stride-16 tap ``s16`` (672 = 112 x 6 channels)
+S16_BLOCK = 11
+S16_CHANNELS = 672
 
 
 def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -187,6 +190,20 @@ class EfficientNetLite0(nn.Module):
         for i, block in enumerate(self._blocks):
             x = block(x, self.drop_connect_rate * i / n)
         return F.relu6(self._bn1(self._conv_head(x)))
+
+    def features_at(self, x: torch.Tensor, tap: str) -> torch.Tensor:
+        """The feature map at a declared tap (see the registry's ``FeatureTap``s): ``head`` is :meth:`forward`;
+        ``s16`` is the 672-channel expansion (1x1 conv, BN, ReLU6) of block 11, stride 16."""
+        if tap == "head":
+            return self.forward(x)
+        if tap != "s16":
+            raise UsageError(f"EfficientNet-Lite0 has no feature tap {tap!r}; taps: head, s16")
+        check_images(x)
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks[:S16_BLOCK]:
+            x = block(x)
+        blk = self._blocks[S16_BLOCK]
+        return F.relu6(blk._bn0(blk._expand_conv(x)))
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits (B, num_classes); needs ``num_classes`` at construction."""

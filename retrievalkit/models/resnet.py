@@ -134,6 +134,17 @@ class ResNet(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
+    def features_at(self, x: torch.Tensor, tap: str) -> torch.Tensor:
+        """The feature map at a declared tap: ``head`` (layer4, stride 32) or ``s16`` (layer3 = conv4, stride 16,
+        HOW's layer for local descriptors)."""
+        if tap == "head":
+            return self.forward(x)
+        if tap != "s16":
+            raise UsageError(f"{self.arch} has no feature tap {tap!r}; taps: head, s16")
+        check_images(x)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer3(self.layer2(self.layer1(x)))
+
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits (B, num_classes); needs ``num_classes`` at construction."""
         if not hasattr(self, "fc"):

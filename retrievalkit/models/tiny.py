@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from retrievalkit.errors import UsageError
 from retrievalkit.models._checks import check_images
 
 
@@ -26,3 +27,9 @@ class TinyCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x)
         return self.body(x)
+
+    def features_at(self, x: torch.Tensor, tap: str) -> torch.Tensor:
+        """The feature map at a declared tap; the tiny CNN has only ``head``."""
+        if tap != "head":
+            raise UsageError(f"tiny-cnn has no feature tap {tap!r}; taps: head")
+        return self.forward(x)

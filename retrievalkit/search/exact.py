@@ -1,7 +1,8 @@
 """Exact inner-product search and kNN graphs, in blocks so memory stays bounded.
 
 This module (with the rest of ``retrievalkit.search``) is the only place faiss is imported.
-On CPU it uses faiss's flat index; on CUDA it uses faiss-gpu when installed, else blocked torch GEMM + top-k.
+On CPU it uses faiss's flat index; on CUDA, blocked torch GEMM + top-k. Results are
+:class:`~retrievalkit.neighbours.Neighbours` ``(scores, ids)``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from retrievalkit.errors import UsageError
+from retrievalkit.neighbours import Neighbours
 
 
 def _as_f32(x: np.ndarray, what: str) -> np.ndarray:
@@ -21,14 +23,14 @@ def _as_f32(x: np.ndarray, what: str) -> np.ndarray:
 
 
 def search_ip(xq: np.ndarray, xb: np.ndarray, k: int, block: int = 4096, device: str = "cpu",
-              progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+              progress: Callable[[int], None] | None = None) -> Neighbours:
     """The ``k`` largest inner products of each query row with the database rows.
 
     Args:
         xq: (Q, D) queries. xb: (N, D) database. k: results per query (clipped to N).
         block: queries per block (bounds the (block, k) result and scratch memory).
     Returns:
-        D: (Q, k) float32 scores, decreasing; I: (Q, k) int64 database ids.
+        ``Neighbours(scores (Q, k) float32 decreasing, ids (Q, k) int64 database rows)``.
     """
     xq, xb = _as_f32(xq, "queries"), _as_f32(xb, "database")
     if xq.shape[1] != xb.shape[1]:
@@ -49,7 +51,7 @@ def search_ip(xq: np.ndarray, xb: np.ndarray, k: int, block: int = 4096, device:
         D[s:e], I[s:e] = index.search(xq[s:e], k)
         if progress:
             progress(e - s)
-    return D, I
+    return Neighbours(D, I)
 
 
 def _search_torch(xq, xb, k, block, device, progress):
@@ -65,14 +67,14 @@ def _search_torch(xq, xb, k, block, device, progress):
         D[s:e], I[s:e] = v.cpu().numpy(), i.cpu().numpy()
         if progress:
             progress(e - s)
-    return D, I
+    return Neighbours(D, I)
 
 
 def knn_graph(xb: np.ndarray, k: int, block: int = 4096, device: str = "cpu",
-              progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+              progress: Callable[[int], None] | None = None) -> Neighbours:
     """Each database row's ``k`` nearest *other* rows by inner product (self excluded).
 
-    Returns (scores (N, k) float32, ids (N, k) int64); ids are -1 (score -inf→0) where N-1 < k.
+    Returns ``Neighbours(scores (N, k) float32, ids (N, k) int64)``; ids are -1 (score 0) where N-1 < k.
     Self is removed by id, not by position, so duplicated vectors are handled.
     """
     xb = _as_f32(xb, "database")
@@ -89,4 +91,4 @@ def knn_graph(xb: np.ndarray, k: int, block: int = 4096, device: str = "cpu",
     keep_d = D[~drop].reshape(n, kk - 1)
     m = min(k, kk - 1)
     out_i[:, :m], out_d[:, :m] = keep_i[:, :m], keep_d[:, :m]
-    return out_d, out_i
+    return Neighbours(out_d, out_i)

@@ -109,8 +109,8 @@ def build_net(cfg: TrainConfig, device: str):
     torch.manual_seed(cfg.seed)  # random-initialised parts (tiny-cnn, ...) depend on the seed only
     net = load_model(cfg.model, device, pooling=cfg.pooling, p=cfg.p)
     if cfg.whitening:
-        P, m = load_whitening(cfg.whitening)
-        load_whitening_into(net, P, m)
+        mean, proj = load_whitening(cfg.whitening)
+        load_whitening_into(net, mean, proj)
     return net.to(device)
 
 
@@ -255,8 +255,6 @@ def train(tuples: str | os.PathLike, output: str | os.PathLike, cfg: TrainConfig
     Returns:
         the path of the model file.
     """
-    from retrievalkit.models import save_model
-
     cfg = TrainConfig(**{**asdict(cfg or TrainConfig()), **overrides})
     cfg.ks = tuple(int(k) for k in cfg.ks)
     cfg.check()
@@ -281,23 +279,9 @@ def train(tuples: str | os.PathLike, output: str | os.PathLike, cfg: TrainConfig
 
     net = build_net(cfg, device)
     opt, sched = make_optimizer(net, cfg)
-    start, log = 0, []
     spath = state_path(output)
     saved_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
-    if resume:
-        if not spath.exists():
-            raise BadInputError(f"{spath}: no training state to resume from; drop --resume to start a new run")
-        state = load_torch_file(spath, what="training state")  # weights_only: a state file cannot run code
-        if not isinstance(state, dict) or not {"config", "net", "optimizer", "scheduler", "epoch", "log"} <= set(state):
-            raise BadInputError(f"{spath}: not an rkit training state; drop --resume to start a new run")
-        diff = sorted(k for k in saved_cfg if k not in _RESUMABLE and state["config"].get(k) != saved_cfg[k])
-        if diff:
-            raise UsageError(f"{spath}: was made with other settings ({', '.join(diff)}); resume with the same "
-                             "options (only --epochs may change) or drop --resume")
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start, log = int(state["epoch"]), list(state["log"])
+    start, log = _resume(spath, saved_cfg, net, opt, sched) if resume else (0, [])
 
     imgs = TrainImages(root, tup.names, cfg.size, net.mean, net.std, cache=cfg.cache_images)
     net.eval()  # frozen BatchNorm statistics, no stochastic depth: see the module docstring
@@ -305,31 +289,9 @@ def train(tuples: str | os.PathLike, output: str | os.PathLike, cfg: TrainConfig
         prm.requires_grad_(True)
 
     for epoch in range(start, cfg.epochs):
-        t0 = time.time()
-        tuples_e = epoch_tuples(tup, cfg, epoch, net, imgs, keys, device)
-        batches = [tuples_e[s:s + cfg.batch_size] for s in range(0, len(tuples_e), cfg.batch_size)]
-        events("epoch_start", {"epoch": epoch + 1, "epochs": cfg.epochs, "batches": len(batches)})
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        loss_fn = make_loss(cfg.loss, cfg.margin, cfg.ks, cfg.tau1, cfg.tau2, cfg.mixup, generator=gen)
-        losses = []
-        for bt in batches:
-            bt = bt[rank::world] or bt[:1]
-            batch = build_batch(bt, tup.cluster, keys, n)
-            opt.zero_grad(set_to_none=True)
-            if cfg.loss == "recall-k" and not batch.pos[batch.qrows].any():
-                continue
-            value = batch_backward(net, imgs.get(batch.images), lambda e, b=batch, f=loss_fn: f(e, b),
-                                   cfg.chunk, device)
-            if world > 1:
-                _all_reduce_grads(net, world)
-            opt.step()
-            losses.append(value)
-            events("batch", {"loss": value})
+        record = _train_epoch(epoch, tup, cfg, net, opt, imgs, keys, device, rank, world, events)
         sched.step()
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None,
-                  "lr": opt.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2),
-                  "tuples": len(tuples_e),
-                  "negatives_per_tuple": float(np.mean([len(t[2]) for t in tuples_e])) if tuples_e else 0.0}
+        record["lr"] = opt.param_groups[0]["lr"]
         if hasattr(net.pool, "p"):
             record["p"] = float(net.pool.p.detach().mean())
         if tup.val_qidx is not None and len(tup.val_qidx):
@@ -338,18 +300,71 @@ def train(tuples: str | os.PathLike, output: str | os.PathLike, cfg: TrainConfig
             record.update(validate_gnd(cfg.val_gnd, cfg.val_images, net, cfg.size, device, cfg.embed_batch))
         log.append(record)
         if rank == 0:
-            state = {"epoch": epoch + 1, "config": saved_cfg, "net": net.state_dict(), "optimizer": opt.state_dict(),
-                     "scheduler": sched.state_dict(), "log": log}
-            with atomic_file(spath) as tmp:
-                torch.save(state, tmp)
-            save_model(net, output, extra={"train": saved_cfg, "tuples": str(tuples), "epoch": epoch + 1,
-                                           "log": log})
-            write_text(log_path(output), json.dumps({"config": saved_cfg, "tuples": str(tuples), "epochs": log},
-                                                    indent=1))
+            _save_epoch(output, spath, saved_cfg, tuples, epoch, net, opt, sched, log)
         events("epoch_end", record)
     if start >= cfg.epochs and not output.exists():
         raise BadInputError(f"{spath}: already trained {start} epochs; raise --epochs to continue")
     return output
+
+
+def _resume(spath: Path, saved_cfg: dict, net, opt, sched) -> tuple[int, list]:
+    """Load the training state of an interrupted run into net/optimizer/scheduler: (epochs done, log)."""
+    if not spath.exists():
+        raise BadInputError(f"{spath}: no training state to resume from; drop --resume to start a new run")
+    state = load_torch_file(spath, what="training state")  # weights_only: a state file cannot run code
+    if not isinstance(state, dict) or not {"config", "net", "optimizer", "scheduler", "epoch", "log"} <= set(state):
+        raise BadInputError(f"{spath}: not an rkit training state; drop --resume to start a new run")
+    diff = sorted(k for k in saved_cfg if k not in _RESUMABLE and state["config"].get(k) != saved_cfg[k])
+    if diff:
+        raise UsageError(f"{spath}: was made with other settings ({', '.join(diff)}); resume with the same "
+                         "options (only --epochs may change) or drop --resume")
+    net.load_state_dict(state["net"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    return int(state["epoch"]), list(state["log"])
+
+
+def _train_epoch(epoch: int, tup: Tuples, cfg: TrainConfig, net, opt, imgs: TrainImages, keys: np.ndarray,
+                 device: str, rank: int, world: int, events: Callable[[str, dict], None]) -> dict:
+    """One epoch: re-mine the tuples, one optimiser step per batch; returns the epoch's log record
+    (without the learning rate and validation, added by the caller)."""
+    t0 = time.time()
+    n = len(tup.names)
+    tuples_e = epoch_tuples(tup, cfg, epoch, net, imgs, keys, device)
+    batches = [tuples_e[s:s + cfg.batch_size] for s in range(0, len(tuples_e), cfg.batch_size)]
+    events("epoch_start", {"epoch": epoch + 1, "epochs": cfg.epochs, "batches": len(batches)})
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+    loss_fn = make_loss(cfg.loss, cfg.margin, cfg.ks, cfg.tau1, cfg.tau2, cfg.mixup, generator=gen)
+    losses = []
+    for bt in batches:
+        bt = bt[rank::world] or bt[:1]
+        batch = build_batch(bt, tup.cluster, keys, n)
+        opt.zero_grad(set_to_none=True)
+        if cfg.loss == "recall-k" and not batch.pos[batch.qrows].any():
+            continue
+        value = batch_backward(net, imgs.get(batch.images), lambda e, b=batch, f=loss_fn: f(e, b),
+                               cfg.chunk, device)
+        if world > 1:
+            _all_reduce_grads(net, world)
+        opt.step()
+        losses.append(value)
+        events("batch", {"loss": value})
+    return {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None,
+            "lr": None, "seconds": round(time.time() - t0, 2), "tuples": len(tuples_e),
+            "negatives_per_tuple": float(np.mean([len(t[2]) for t in tuples_e])) if tuples_e else 0.0}
+
+
+def _save_epoch(output: Path, spath: Path, saved_cfg: dict, tuples, epoch: int, net, opt, sched,
+                log: list) -> None:
+    """Write the training state (for --resume), the model file and the JSON log after an epoch."""
+    from retrievalkit.models import save_model
+
+    state = {"epoch": epoch + 1, "config": saved_cfg, "net": net.state_dict(), "optimizer": opt.state_dict(),
+             "scheduler": sched.state_dict(), "log": log}
+    with atomic_file(spath) as tmp:
+        torch.save(state, tmp)
+    save_model(net, output, extra={"train": saved_cfg, "tuples": str(tuples), "epoch": epoch + 1, "log": log})
+    write_text(log_path(output), json.dumps({"config": saved_cfg, "tuples": str(tuples), "epochs": log}, indent=1))
 
 
 def parse_ks(text: str | Sequence[int]) -> tuple[int, ...]:

@@ -1,5 +1,5 @@
 """Geometric verification: tentative matches, RANSAC, and re-ranking a shortlist by inliers."""
 
-from retrievalkit.verify.geometry import MIN_MATCHES, match_descriptors, root_sift, sift_features, verify_pair
+from retrievalkit.verify.geometry import MIN_MATCHES, match_descriptors, verify_pair
 
-__all__ = ["MIN_MATCHES", "match_descriptors", "root_sift", "sift_features", "verify_pair"]
+__all__ = ["MIN_MATCHES", "match_descriptors", "verify_pair"]

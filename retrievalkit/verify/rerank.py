@@ -22,16 +22,19 @@ import numpy as np
 
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io.output import writes_output
+from retrievalkit.neighbours import Neighbours
 from retrievalkit.verify.geometry import fit_pair, match_descriptors, verify_pair
 
 DEFAULT_TOP_K = 100
 DEFAULT_MIN_INLIERS = 10
 
 
-@dataclass
+@dataclass(frozen=True)
 class VerifyParams:
-    """Matching and RANSAC settings. ``ratio``/``threshold`` None: chosen from the locals' method
-    (SIFT: ratio 0.8, 8 px; deep: no ratio test, half the median feature cell of the tentative matches)."""
+    """Matching and RANSAC settings of the spatial check — the one settings type of that step (``rkit verify``
+    uses it as is; copy detection's :class:`~retrievalkit.copydetect.verify.VerifyConfig` extends it with its
+    own defaults). ``ratio``/``threshold`` None: chosen from the locals' method (SIFT: ratio 0.8, 8 px; deep:
+    no ratio test, half the median feature cell of the tentative matches)."""
 
     method: str = "homography"
     ratio: float | None = None
@@ -109,16 +112,16 @@ def query_views(locals_config: dict, name: str, tilts):
     return vf
 
 
-def rerank_shortlist(indices: np.ndarray, scores: np.ndarray, inliers: np.ndarray, min_inliers: int,
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def rerank_shortlist(scores: np.ndarray, indices: np.ndarray, inliers: np.ndarray, min_inliers: int,
+                     ) -> Neighbours:
     """Re-order one query's ranked list given inlier counts of its first ``len(inliers)`` entries.
 
     Args:
-        indices, scores: (K,) the original ranking (-1 pads at the end).
+        scores, indices: (K,) the original ranking (-1 pads at the end), in ``Neighbours`` order.
         inliers: (k,) inlier counts of indices[:k].
     Returns:
-        (indices, scores) re-ordered over the first k entries; verified entries score ``inliers + score``,
-        the others keep their relative order with scores below the lowest verified one.
+        ``Neighbours(scores, ids)`` re-ordered over the first k entries; verified entries score
+        ``inliers + score``, the others keep their relative order with scores below the lowest verified one.
     """
     k = len(inliers)
     idx, sc = indices.copy(), scores.astype(np.float64).copy()
@@ -144,7 +147,7 @@ def rerank_shortlist(indices: np.ndarray, scores: np.ndarray, inliers: np.ndarra
         low = sc[:k][idx[:k] >= 0].min() if (idx[:k] >= 0).any() else np.inf
         if np.isfinite(low) and tail.max() > low:
             sc[k:] = tail - (tail.max() - low + 1e-3)
-    return idx, sc.astype(np.float32)
+    return Neighbours(sc.astype(np.float32), idx)
 
 
 @writes_output("output", inputs=("ranks", "queries_locals", "database_locals"))
@@ -212,7 +215,7 @@ def verify_ranks(
                     inl[qi, j] = count_inliers(kq, dq, kd, dd, p, kind_q or "sift")
                 else:
                     inl[qi, j] = count_inliers_views(vf, kd, dd, p)
-        out_i[qi], out_s[qi] = rerank_shortlist(r.indices[qi], r.scores[qi], inl[qi], p.min_inliers)
+        out_s[qi], out_i[qi] = rerank_shortlist(r.scores[qi], r.indices[qi], inl[qi], p.min_inliers)
         if progress:
             progress(1)
     config = {**{f"input_{a}": b for a, b in r.config.items() if a in ("method",)}, "verified": True,

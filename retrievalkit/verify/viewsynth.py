@@ -81,7 +81,7 @@ def view_features(img_gray: np.ndarray, tilts=DEFAULT_TILTS, max_features: int =
                   max_features_view: int = 1000, rot_step: float = ROT_STEP) -> ViewFeatures:
     """RootSIFT of the original view (``max_features``) and of each simulated view (``max_features_view``),
     keypoints mapped back to ``img_gray``'s pixels."""
-    from retrievalkit.verify.geometry import sift_features
+    from retrievalkit.extract.sift import sift_features
 
     kps, descs, views = [], [], []
     for v, (t, a) in enumerate(view_params(tilts, rot_step)):

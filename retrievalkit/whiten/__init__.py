@@ -1,7 +1,7 @@
 """PCA whitening and learned (supervised) whitening of global descriptors.
 
 Cores: :func:`pca_whitening`, :func:`learned_whitening`, :func:`apply_whitening` (arrays in, arrays out);
-file: :func:`read_whitening`, :func:`write_whitening`, :func:`load_whitening` (-> (P, m));
+file: :func:`read_whitening`, :func:`write_whitening`, :func:`load_whitening` (-> (mean, proj));
 stages: :func:`learn_whitening`, :func:`apply_whitening_file`.
 """
 

@@ -1,12 +1,14 @@
 """Whitening cores on arrays: PCA whitening and learned (supervised) whitening, and applying them.
 
-A whitening is a pair ``(m, P)``: ``m`` (D_in,) the mean and ``P`` (D_out, D_in) the projection; a vector ``x``
-becomes ``l2n(P (x - m))``. Rows of ``P`` are ordered by decreasing variance, so ``P[:d]`` reduces to ``d`` dims.
+A whitening is a pair ``(mean, proj)`` — the one convention of the library (whitening files, the network's
+whitening layer, copy detection, deep locals): ``mean`` (D_in,) and ``proj`` (D_out, D_in); a vector ``x``
+becomes ``l2n(proj (x - mean))``. Rows of ``proj`` are ordered by decreasing variance, so ``proj[:d]`` reduces
+to ``d`` dims.
 No files, no printing here (see :mod:`retrievalkit.whiten.stage`).
 
 Example:
-    >>> m, P = learned_whitening(x, qidx, pidx, dim=128)
-    >>> xw = apply_whitening(x, m, P)          # (N, 128), rows unit norm
+    >>> mean, proj = learned_whitening(x, qidx, pidx, dim=128)
+    >>> xw = apply_whitening(x, mean, proj)    # (N, 128), rows unit norm
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _eig_desc(sym: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pca_whitening(x: np.ndarray, dim: int | None = None, shrinkage: float = 0.0,
-                  power: float = 0.5, eps: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+                  power: float = 0.5, eps: float = 1e-9, ridge: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """PCA whitening learned from rows ``x`` (N, D): ``P = diag(lambda^-power) E^T``, top ``dim`` components.
 
     Args:
@@ -62,8 +64,10 @@ def pca_whitening(x: np.ndarray, dim: int | None = None, shrinkage: float = 0.0,
         shrinkage: covariance shrinkage towards a scaled identity, in [0, 1] (regularises small eigenvalues).
         power: eigenvalue power; 0.5 is full whitening, 0 plain PCA rotation (dimensionality reduction only).
         eps: eigenvalues are clamped to at least ``eps * max eigenvalue``.
+        ridge: then raised by ``ridge * max eigenvalue`` (a softer regulariser of the weakest kept directions;
+            deep local descriptors use 1e-6).
     Returns:
-        m (D,) float32, P (dim, D) float32.
+        mean (D,) float32, proj (dim, D) float32.
     """
     x = _as_rows(x)
     d_out = _check_dim(dim, x.shape[1])
@@ -73,7 +77,8 @@ def pca_whitening(x: np.ndarray, dim: int | None = None, shrinkage: float = 0.0,
     xc = x - m
     cov = shrink(xc.T @ xc / x.shape[0], shrinkage)
     w, v = _eig_desc(cov)
-    w = np.maximum(w, eps * max(float(w[0]), eps))
+    w_max = max(float(w[0]), eps)
+    w = np.maximum(w, eps * w_max) + ridge * w_max
     P = (v[:, :d_out] * w[:d_out] ** -power).T
     return m.astype(np.float32), P.astype(np.float32)
 
@@ -93,7 +98,7 @@ def learned_whitening(x: np.ndarray, qidx: np.ndarray, pidx: np.ndarray, dim: in
         shrinkage: shrink ``S`` towards a scaled identity (needed when there are fewer independent pairs than
             dimensions, which makes ``S`` singular).
     Returns:
-        m (D,) float32, P (dim, D) float32.
+        mean (D,) float32, proj (dim, D) float32.
     Raises:
         BadInputError: ``S`` is not positive definite (too few pairs for the dimension) and no shrinkage helps.
     """
@@ -122,11 +127,11 @@ def learned_whitening(x: np.ndarray, qidx: np.ndarray, pidx: np.ndarray, dim: in
     return m.astype(np.float32), P.astype(np.float32)
 
 
-def apply_whitening(x: np.ndarray, m: np.ndarray, P: np.ndarray, normalize: bool = True) -> np.ndarray:
-    """``l2n(P (x - m))`` for each row of ``x`` (N, D_in) -> (N, D_out) float32."""
+def apply_whitening(x: np.ndarray, mean: np.ndarray, proj: np.ndarray, normalize: bool = True) -> np.ndarray:
+    """``l2n(proj (x - mean))`` for each row of ``x`` (N, D_in) -> (N, D_out) float32."""
     x = np.asarray(x, np.float32)
-    P = np.asarray(P, np.float32)
-    m = np.asarray(m, np.float32).reshape(-1)
+    P = np.asarray(proj, np.float32)
+    m = np.asarray(mean, np.float32).reshape(-1)
     if x.ndim != 2 or x.shape[1] != P.shape[1] or m.shape[0] != P.shape[1]:
         raise BadInputError(f"whitening takes {P.shape[1]}-d vectors (mean {m.shape[0]}-d), got vectors of shape "
                             f"{x.shape}; learn the whitening on features of the same model")

@@ -76,9 +76,10 @@ def read_whitening(path: str | os.PathLike) -> Whitening:
 
 
 def load_whitening(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """``(P, m)`` of a whitening file: projection (D_out, D_in) and mean (D_in,), float32.
+    """``(mean, proj)`` of a whitening file: mean (D_in,) and projection (D_out, D_in), float32 — the library's
+    one whitening convention (:mod:`retrievalkit.whiten.core`).
 
-    Feed them to ``retrievalkit.models.load_whitening_into(net, P, m)`` to set a network's whitening layer.
+    Feed them to ``retrievalkit.models.load_whitening_into(net, mean, proj)`` to set a network's whitening layer.
     """
     w = read_whitening(path)
-    return w.projection, w.mean
+    return w.mean, w.projection

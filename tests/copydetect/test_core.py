@@ -69,7 +69,7 @@ def test_pca_whitening_whitens_training_and_clips_dim():
     x = rng.normal(size=(40, 64)) * np.linspace(5, 0.1, 64)
     w = fit_pca_whitening(x, dim=256)
     assert w.dim == 39  # T - 1 directions carry variance
-    y = (x - w.m) @ w.P.T  # before re-normalisation: identity covariance
+    y = (x - w.mean) @ w.proj.T  # before re-normalisation: identity covariance
     cov = y.T @ y / x.shape[0]
     np.testing.assert_allclose(cov, np.eye(39), atol=1e-3)
     assert fit_pca_whitening(x, dim=8).dim == 8
@@ -80,7 +80,7 @@ def test_aggregate_views_takes_max_over_views():
     owner = np.array([0, 0, 1])
     I = np.array([[3, 1], [1, 2], [0, -1]])
     D = np.array([[0.9, 0.2], [0.7, 0.1], [0.5, -np.inf]])
-    Io, Do = aggregate_views(owner, I, D, 2, 3)
+    Do, Io = aggregate_views(owner, D, I, 2, 3)
     np.testing.assert_array_equal(Io, [[3, 1, 2], [0, -1, -1]])
     np.testing.assert_allclose(Do[0], [0.9, 0.7, 0.1])
     assert Do[1, 0] == 0.5 and np.isneginf(Do[1, 1])
@@ -102,12 +102,12 @@ def test_one_vector_per_image_for_the_descriptor_track():
 def test_select_matches_limits():
     I = np.array([[0, 1, 2], [2, 1, -1]])
     D = np.array([[0.1, 0.9, 0.5], [0.8, 0.3, -np.inf]])
-    m = select_matches(["q0", "q1"], ["r0", "r1", "r2"], I, D, max_per_query=2)
+    m = select_matches(["q0", "q1"], ["r0", "r1", "r2"], D, I, max_per_query=2)
     assert list(zip(m.query_ids, m.reference_ids)) == [("q0", "r1"), ("q0", "r2"), ("q1", "r2"), ("q1", "r1")]
-    m = select_matches(["q0", "q1"], ["r0", "r1", "r2"], I, D, max_per_query=2, max_rows=2)
+    m = select_matches(["q0", "q1"], ["r0", "r1", "r2"], D, I, max_per_query=2, max_rows=2)
     assert list(zip(m.query_ids, m.reference_ids)) == [("q0", "r1"), ("q1", "r2")]
     with pytest.raises(UsageError):
-        select_matches(["q0"], ["r0"], I[:1], D[:1], max_per_query=0)
+        select_matches(["q0"], ["r0"], D[:1], I[:1], max_per_query=0)
 
 
 def test_image_ids_are_unique_stems():
@@ -120,3 +120,18 @@ def test_parse_views():
     assert len(parse_views("full,center,grid")) == 6
     with pytest.raises(UsageError):
         parse_views("full,zoom")
+
+
+def test_match_queries_reports_progress_by_phase():
+    from retrievalkit.copydetect import CopyDetectConfig, match_queries
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((12, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = Side(["q0", "q1", "q2"], x[:6], np.repeat(np.arange(3), 2), None, "q", full_view=0)  # two views each
+    r = Side([f"r{i}" for i in range(6)], x[6:], np.arange(6), None, "r", full_view=0)
+    phases, done = [], []
+    cand = match_queries(q, r, None, CopyDetectConfig(pca_dim=0, norm_beta=0.0, verify=None), progress=done.append,
+                         on_phase=lambda d, n: phases.append((d, n)))
+    assert phases == [("search", 6)] and sum(done) == 6  # one phase, advanced over its total
+    assert cand.ids.shape[0] == 3 and (cand.ids[:, 0] >= 0).all()

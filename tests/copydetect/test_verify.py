@@ -37,7 +37,7 @@ def test_copy_verifies_unrelated_does_not(copydetect_dev, tmp_path):
     # re-scoring lifts the verified pair above a better-scored unverified one
     I = np.array([[1, 0]])
     D = np.array([[0.6, 0.5]])
-    D2, inl = verify_candidates([tmp_path / "copy0.jpg"], [ref, other], I, D, cfg)
+    D2, inl = verify_candidates([tmp_path / "copy0.jpg"], [ref, other], D, I, cfg)
     assert D2[0, 1] > D2[0, 0] and inl[0, 1] == n_copy and D2[0, 0] == 0.6
 
 

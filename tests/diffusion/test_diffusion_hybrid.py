@@ -31,7 +31,7 @@ def _rkit(*args) -> str:
 
 def _graph(x, k=8, mutual=True):
     D, I = knn_graph(x, k)  # noqa: E741
-    return normalize_symmetric(affinity_from_knn(I, D, gamma=3.0, mutual=mutual))
+    return normalize_symmetric(affinity_from_knn(D, I, gamma=3.0, mutual=mutual))
 
 
 def _closed_form(S, Y, alpha=ALPHA):

@@ -29,9 +29,9 @@ def test_independent_of_database_order(method):
     qidx = np.arange(0, 100, 9)
     xq = noisy_queries(x, qidx)
     cfg = DiffusionConfig(method=method, graph_k=6, trunc_n=60, iters=200, tol=1e-10, rank=100, qe="alpha-qe")
-    I1, D1, _ = diffusion_ranking(x, xq, cfg)
+    D1, I1, _ = diffusion_ranking(x, xq, cfg)
     perm = np.random.default_rng(3).permutation(len(x))
-    I2, D2, _ = diffusion_ranking(x[perm], xq, cfg)
+    D2, I2, _ = diffusion_ranking(x[perm], xq, cfg)
     np.testing.assert_array_equal(perm[I2], I1)
     np.testing.assert_allclose(D2, D1, rtol=1e-4, atol=1e-5)
 
@@ -42,16 +42,16 @@ def test_diffusion_beats_plain_search_on_a_manifold():
     x, lab = curves(n_clusters=10, per=40, noise=0.08)
     qidx = np.arange(0, 400, 40)  # queries at one end of each curve
     xq = noisy_queries(x, qidx, 0.02)
-    plain = _mean_ap(diffusion_ranking(x, xq, DiffusionConfig(method="none"))[0], lab, lab[qidx])
+    plain = _mean_ap(diffusion_ranking(x, xq, DiffusionConfig(method="none")).ids, lab, lab[qidx])
     for method in ("cg", "spectral", "truncated"):
-        I, _, _ = diffusion_ranking(x, xq, DiffusionConfig(method=method, graph_k=5, fuse=0.0))
+        _, I, _ = diffusion_ranking(x, xq, DiffusionConfig(method=method, graph_k=5, fuse=0.0))
         assert _mean_ap(I, lab, lab[qidx]) > plain + 0.02, method
 
 
 def test_plain_search_and_topk():
     x, _ = curves()
     xq = noisy_queries(x, np.array([0, 50]))
-    I, D, cfg = diffusion_ranking(x, xq, DiffusionConfig(method="none", topk=7))
+    D, I, cfg = diffusion_ranking(x, xq, DiffusionConfig(method="none", topk=7))
     ref = np.argsort(-(xq @ x.T), axis=1)[:, :7]
     np.testing.assert_array_equal(I, ref)
     assert I.shape == (2, 7) and np.all(np.diff(D, axis=1) <= 0)
@@ -93,7 +93,7 @@ def test_regional_plain_search_is_best_region_pair():
     db_owner[:10] = np.arange(10)  # every image has a region
     xq = xb[[3, 17, 22]] + 0.01
     q_owner = np.array([0, 1, 1])
-    I, D, _ = diffusion_ranking(xb, xq, DiffusionConfig(method="none"), db_owner=db_owner, n_db_images=10,
+    D, I, _ = diffusion_ranking(xb, xq, DiffusionConfig(method="none"), db_owner=db_owner, n_db_images=10,
                                 q_owner=q_owner, n_q_images=2)
     sims = xq @ xb.T
     for qi in range(2):
@@ -106,8 +106,8 @@ def test_regions_one_per_image_equal_global(method):
     x, _ = curves(n_clusters=4, per=20)
     xq = noisy_queries(x, np.array([3, 44]))
     cfg = DiffusionConfig(method=method, graph_k=6, trunc_n=50, rank=80, iters=100)
-    I1, D1, _ = diffusion_ranking(x, xq, cfg)
-    I2, D2, _ = diffusion_ranking(x, xq, cfg, db_owner=np.arange(80), n_db_images=80,
+    D1, I1, _ = diffusion_ranking(x, xq, cfg)
+    D2, I2, _ = diffusion_ranking(x, xq, cfg, db_owner=np.arange(80), n_db_images=80,
                                   q_owner=np.arange(2), n_q_images=2)
     np.testing.assert_array_equal(I1, I2)
     np.testing.assert_allclose(D1, D2, rtol=1e-5)

@@ -20,7 +20,7 @@ def _random_graph(n=120, k=8, seed=0, mutual=False):
     x = rng.standard_normal((n, 12)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     D, I = knn_graph(x, k)
-    W = affinity_from_knn(I, D, gamma=3.0, mutual=mutual)
+    W = affinity_from_knn(D, I, gamma=3.0, mutual=mutual)
     return W, normalize_symmetric(W), rng
 
 

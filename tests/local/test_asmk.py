@@ -115,14 +115,14 @@ def test_search_empty_query_gives_empty_result():
     b.add(x, np.array([0, 10, 20, 30]))
     ivf = b.finish()
     qx = np.concatenate([np.zeros((0, 16), np.float32), x[:10]])
-    idx, sc = search_asmk(ivf, qx, np.array([0, 0, 10]), k=5, ma=1)  # query 0: no features
+    sc, idx = search_asmk(ivf, qx, np.array([0, 0, 10]), k=5, ma=1)  # query 0: no features
     assert (idx[0] == -1).all() and (sc[0] == 0).all()
     assert idx[1, 0] == 0 and sc[1, 0] == pytest.approx(1.0)
 
 
 def test_top_k_and_codebook_size():
     s = np.array([0.1, 0.5, 0.5, 0.9, 0.0])
-    i, v = top_k(s, 3)
+    v, i = top_k(s, 3)
     np.testing.assert_array_equal(i, [3, 1, 2])
     np.testing.assert_allclose(v, [0.9, 0.5, 0.5])
     assert auto_codebook_size(10) == 256 and auto_codebook_size(10**9) == 65536

@@ -100,7 +100,7 @@ def test_view_synthesis_verify_and_fusion(folders):
     """Python API on the pipeline's real-photo outputs: verification with simulated query views, then
     late fusion of the ASMK and verified rankings."""
     from retrievalkit.errors import UsageError
-    from retrievalkit.search.asmk import fuse_ranks_files
+    from retrievalkit.search.fusion import fuse_ranks_files
     from retrievalkit.verify.rerank import VerifyParams, verify_ranks
 
     tmp, db, q = folders

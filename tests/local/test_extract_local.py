@@ -10,14 +10,10 @@ import pytest
 import torch
 
 from retrievalkit.errors import BadInputError, UsageError
-from retrievalkit.extract.local_desc import (
-    apply_pca_whitening,
-    extract_local,
-    how_select,
-    learn_pca_whitening,
-    read_pca,
-)
+from retrievalkit.extract.local_deep import how_select
+from retrievalkit.extract.local_desc import PCA_RIDGE, extract_local, read_pca
 from retrievalkit.io.locals import read_locals
+from retrievalkit.whiten.core import apply_whitening, pca_whitening
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 DEMO = DATA / "demo" / "images"
@@ -47,10 +43,10 @@ def test_how_select_keeps_strongest_positions_over_scales():
 def test_pca_whitening_gives_identity_covariance():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5000, 20)) @ rng.standard_normal((20, 20)) + 3
-    mean, proj = learn_pca_whitening(x, dim=8)
-    y = (x - mean) @ proj
+    mean, proj = pca_whitening(x, dim=8, ridge=PCA_RIDGE)  # the deep locals' PCA-whitening
+    y = (x - mean) @ proj.T
     np.testing.assert_allclose(np.cov(y.T), np.eye(8), atol=1e-3)
-    z = apply_pca_whitening(x[:10], mean, proj)
+    z = apply_whitening(x[:10], mean, proj)
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1, rtol=1e-5)
 
 
@@ -84,7 +80,7 @@ def test_deep_locals_tiny_cnn_positions_and_shared_pca(tmp_path):
                       max_features=20, pca=db, list_file=None)
     assert read_locals(q).config["pca"] == loc.config["pca"]
     m, p = read_pca(db)
-    assert m.shape == (64,) and p.shape == (64, 16)
+    assert m.shape == (64,) and p.shape == (16, 64)  # (mean, proj): proj is (D_out, D_in)
     with pytest.raises(BadInputError, match="PCA"):
         read_pca(extract_local(root, tmp_path / "s.h5", method="sift", size=160, max_features=10))
     with pytest.raises(UsageError, match="s16"):
@@ -104,7 +100,7 @@ def test_sift_locals_and_blank_image(tmp_path):
 
 
 def test_tiny_image_is_enlarged_not_crashing():
-    from retrievalkit.extract.local_desc import MIN_SIDE, LocalBackbone, deep_locals
+    from retrievalkit.extract.local_deep import MIN_SIDE, LocalBackbone, deep_locals
     from retrievalkit.models import create_backbone
 
     net = LocalBackbone(create_backbone("efficientnet-lite0", weights="random")).eval()

@@ -7,7 +7,7 @@ import pytest
 
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io.ranks import Ranks, read_ranks, write_ranks
-from retrievalkit.search.asmk import fuse_ranks, fuse_ranks_files, fuse_scores
+from retrievalkit.search.fusion import fuse_ranks, fuse_ranks_files, fuse_scores
 
 
 def test_fuse_scores_agreement_wins_and_scale_free():

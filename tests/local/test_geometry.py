@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrievalkit.verify.geometry import match_descriptors, root_sift, sift_features, verify_pair
+from retrievalkit.extract.sift import root_sift, sift_features
+from retrievalkit.verify.geometry import match_descriptors, verify_pair
 from retrievalkit.verify.rerank import rerank_shortlist
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -111,7 +112,7 @@ def test_rerank_shortlist_moves_verified_first_and_stays_monotone():
     idx = np.array([5, 3, 9, 1, 7, -1])
     sc = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.0], np.float32)
     inl = np.array([0, 40, 12, 3])  # verified: 3 (40), 9 (12); not: 5, 1; 7 is beyond the shortlist
-    i2, s2 = rerank_shortlist(idx, sc, inl, min_inliers=10)
+    s2, i2 = rerank_shortlist(sc, idx, inl, min_inliers=10)
     np.testing.assert_array_equal(i2, [3, 9, 5, 1, 7, -1])
     assert np.all(np.diff(s2[:5]) < 0)
     assert s2[0] == pytest.approx(40.8)

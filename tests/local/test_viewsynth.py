@@ -7,7 +7,8 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from retrievalkit.verify.geometry import match_descriptors, sift_features, verify_pair  # noqa: E402
+from retrievalkit.extract.sift import sift_features  # noqa: E402
+from retrievalkit.verify.geometry import match_descriptors, verify_pair  # noqa: E402
 from retrievalkit.verify.viewsynth import match_views, simulate_view, view_features, view_params  # noqa: E402
 
 

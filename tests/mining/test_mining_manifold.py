@@ -69,13 +69,13 @@ def test_two_arcs_known_answer():
     sims, ids = knn_graph(x, 4)
     assert (y[ids] == y[:, None]).all()  # the graph never links the arcs
     k = 20
-    mined = mine_manifold(x, ids, sims, n_anchors=10, k_pos=k, k_neg=k)
+    mined = mine_manifold(x, sims, ids, n_anchors=10, k_pos=k, k_neg=k)
     assert len(mined.anchors) >= 2
     pos, neg = _precision(mined, y)
     assert pos.size > 0 and neg.size > 0
     assert pos.all()  # every hard positive is on the anchor's arc
     assert neg.all()  # every hard negative is on the other arc
-    base = mine_manifold(x, ids, sims, method="euclidean", n_anchors=10, k_pos=k, k_neg=k)
+    base = mine_manifold(x, sims, ids, method="euclidean", n_anchors=10, k_pos=k, k_neg=k)
     assert base.anchors.tolist() == mined.anchors.tolist()
     bpos, _ = _precision(base, y)
     assert bpos.mean() < 1.0  # plain kNN positives leak onto the other arc

@@ -140,7 +140,7 @@ def test_load_whitening_into(x):
     torch.manual_seed(4)
     net = RetrievalNet(create_backbone("tiny-cnn")).eval()
     P, m = np.random.default_rng(0).normal(size=(16, 64)), np.random.default_rng(1).normal(size=(64, 1))
-    load_whitening_into(net, P, m)
+    load_whitening_into(net, m, P)
     assert net.dim == 16 and net.config["whitening"] == [16, 64]
     v = torch.rand(5, 64, dtype=torch.float64)
     want = (P @ (v.numpy().T - m)).T
@@ -149,4 +149,4 @@ def test_load_whitening_into(x):
         plain = l2n(net.pool(net.features(x)))
         assert torch.allclose(net(x), l2n(F.linear(plain, net.whiten.weight, net.whiten.bias)), atol=1e-6)
     with pytest.raises(BadInputError, match=r"\(D_out, 64\)"):
-        load_whitening_into(net, np.ones((16, 32)), np.ones(32))
+        load_whitening_into(net, np.ones(32), np.ones((16, 32)))

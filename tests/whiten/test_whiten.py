@@ -131,7 +131,7 @@ def test_whitening_file_roundtrip(tmp_path):
     path = write_whitening(tmp_path / "w.h5", Whitening(m, P, "learned", {"dim": 4}))
     w = read_whitening(path)
     assert w.method == "learned" and w.config["dim"] == 4
-    P2, m2 = load_whitening(path)
+    m2, P2 = load_whitening(path)
     np.testing.assert_array_equal(P2, P)
     np.testing.assert_array_equal(m2, m)
     with pytest.raises(BadInputError, match="rkit/whitening"):
@@ -157,7 +157,7 @@ def test_cli_learned_whitening_and_apply(tmp_path):
     r = runner.invoke(app, ["whiten", str(feats), "-o", str(tmp_path / "w.h5"), "--method", "learned",
                             "--tuples", str(tup), "--dim", "6"])
     assert r.exit_code == 0, r.output
-    P, m = load_whitening(tmp_path / "w.h5")
+    m, P = load_whitening(tmp_path / "w.h5")
     m_ref, P_ref = learned_whitening(x, q, p, dim=6)  # in the tuples' order: names must have been mapped
     np.testing.assert_allclose(m, m_ref, atol=1e-5)
     np.testing.assert_allclose(np.abs(P), np.abs(P_ref), atol=1e-3)

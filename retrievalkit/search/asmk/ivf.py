@@ -1,0 +1,142 @@
+"""The ASMK* inverted file: built chunk by chunk, searched one query at a time.
+
+The inverted file keeps, per word, the database images holding it and their binary codes, sorted by word
+(offsets), so a query touches only the posting lists of its own words. The data type itself,
+:class:`~retrievalkit.io.asmk.InvertedFile`, lives with its file kind in the io layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from retrievalkit.io.asmk import InvertedFile
+from retrievalkit.neighbours import Neighbours
+from retrievalkit.search.asmk.codebook import Quantizer
+from retrievalkit.search.asmk.kernel import DEFAULT_ALPHA, DEFAULT_TAU, aggregate, word_similarity
+
+DEFAULT_MA_DB = 1
+DEFAULT_MA_QUERY = 5
+
+
+class InvertedFileBuilder:
+    """Add database images chunk by chunk, then :meth:`finish` sorts the entries by word."""
+
+    def __init__(self, codebook: np.ndarray, ma: int = DEFAULT_MA_DB):
+        self.quantizer = Quantizer(codebook)
+        self.codebook = self.quantizer.codebook
+        self.ma = ma
+        self.n_images = 0
+        self._images: list[np.ndarray] = []
+        self._words: list[np.ndarray] = []
+        self._codes: list[np.ndarray] = []
+        self._counts: list[np.ndarray] = []
+
+    def add(self, descriptors: np.ndarray, offsets: np.ndarray) -> None:
+        """Add a chunk of images: ``descriptors`` (M, D) and their ``offsets`` (n+1,) (image i owns rows
+        offsets[i]:offsets[i+1]); they get ids ``n_images .. n_images + n - 1``."""
+        offsets = np.asarray(offsets, dtype=np.int64)
+        n = offsets.shape[0] - 1
+        counts = np.diff(offsets)
+        img = np.repeat(np.arange(n, dtype=np.int64), counts)
+        words = self.quantizer.assign(descriptors, self.ma)
+        ei, ew, codes = aggregate(descriptors, words, img, self.codebook, binary=True)
+        self._images.append((ei + self.n_images).astype(np.int32))
+        self._words.append(ew)
+        self._codes.append(codes)
+        self._counts.append(np.bincount(ei, minlength=n).astype(np.int64))
+        self.n_images += n
+
+    def finish(self, config: dict | None = None) -> InvertedFile:
+        k, d = self.codebook.shape
+        width = (d + 7) // 8
+        images = np.concatenate(self._images) if self._images else np.zeros(0, np.int32)
+        words = np.concatenate(self._words) if self._words else np.zeros(0, np.int64)
+        codes = np.concatenate(self._codes) if self._codes else np.zeros((0, width), np.uint8)
+        order = np.argsort(words, kind="stable")  # stable: images stay ascending within a word
+        offsets = np.zeros(k + 1, np.int64)
+        np.cumsum(np.bincount(words, minlength=k), out=offsets[1:])
+        image_words = np.concatenate(self._counts) if self._counts else np.zeros(0, np.int64)
+        return InvertedFile(self.codebook, offsets, images[order], codes[order], image_words, d, dict(config or {}))
+
+
+def build_inverted_file(codebook: np.ndarray, chunks: Iterable[tuple[np.ndarray, np.ndarray]],
+                        ma: int = DEFAULT_MA_DB, config: dict | None = None,
+                        progress: Callable[[int], None] | None = None) -> InvertedFile:
+    """Build an inverted file from chunks of (descriptors (M, D), offsets (n+1,))."""
+    b = InvertedFileBuilder(codebook, ma)
+    for desc, off in chunks:
+        b.add(desc, off)
+        if progress:
+            progress(len(off) - 1)
+    return b.finish(config)
+
+
+def query_scores(ivf: InvertedFile, quantizer: Quantizer, descriptors: np.ndarray, ma: int = DEFAULT_MA_QUERY,
+                 alpha: float = DEFAULT_ALPHA, tau: float = DEFAULT_TAU) -> np.ndarray:
+    """ASMK* scores (N,) float64 of one query image's local ``descriptors`` (m, D) against every database image.
+
+    A query without descriptors scores 0 everywhere.
+    """
+    scores = np.zeros(ivf.n_images, np.float64)
+    if descriptors.shape[0] == 0 or ivf.n_images == 0:
+        return scores
+    words = quantizer.assign(descriptors, ma)
+    _, qw, qc = aggregate(descriptors, words, np.zeros(descriptors.shape[0], np.int64), ivf.codebook, binary=True)
+    starts, stops = ivf.word_offsets[qw], ivf.word_offsets[qw + 1]
+    lengths = stops - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return scores
+    # the postings of all query words, flattened; each posting remembers its query word
+    owner = np.repeat(np.arange(qw.shape[0]), lengths)
+    pos = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
+    s = word_similarity(ivf.entry_codes[pos], qc[owner], ivf.dim, alpha, tau)
+    imgs = ivf.entry_images[pos]
+    scores = np.bincount(imgs, weights=s, minlength=ivf.n_images).astype(np.float64)
+    norm = np.sqrt(np.maximum(ivf.image_words, 1).astype(np.float64) * qw.shape[0])
+    return scores / norm
+
+
+def top_k(scores: np.ndarray, k: int) -> Neighbours:
+    """The ``k`` highest of one query's ``scores`` (N,): ``Neighbours`` of (k,) float32 values and int64
+    indices, best first; ties broken by index (stable)."""
+    k = min(k, scores.shape[0])
+    if k <= 0:
+        return Neighbours(np.zeros(0, np.float32), np.zeros(0, np.int64))
+    if k < scores.shape[0]:
+        part = np.argpartition(-scores, k - 1)[:k]
+    else:
+        part = np.arange(scores.shape[0])
+    order = part[np.lexsort((part, -scores[part]))]
+    return Neighbours(scores[order].astype(np.float32), order.astype(np.int64))
+
+
+def search_asmk(ivf: InvertedFile, query_descriptors: np.ndarray, query_offsets: np.ndarray, k: int = 100,
+                ma: int = DEFAULT_MA_QUERY, alpha: float = DEFAULT_ALPHA, tau: float = DEFAULT_TAU,
+                progress: Callable[[int], None] | None = None) -> Neighbours:
+    """Rank the database for each query image.
+
+    Returns ``Neighbours(scores (Q, k) float32, ids (Q, k) int64 with -1 pads)``. Only database images with a
+    positive score are returned (a query with no local features gets an all -1 row).
+    """
+    quantizer = Quantizer(ivf.codebook)
+    q = len(query_offsets) - 1
+    k = max(1, int(k))
+    idx = np.full((q, k), -1, np.int64)
+    sc = np.zeros((q, k), np.float32)
+    for i in range(q):
+        a, b = int(query_offsets[i]), int(query_offsets[i + 1])
+        s = query_scores(ivf, quantizer, query_descriptors[a:b], ma, alpha, tau)
+        ss, ii = top_k(s, k)
+        keep = ss > 0
+        n = int(keep.sum())
+        idx[i, :n], sc[i, :n] = ii[keep], ss[keep]
+        if progress:
+            progress(1)
+    return Neighbours(sc, idx)
+
+
+__all__ = ["DEFAULT_MA_DB", "DEFAULT_MA_QUERY", "InvertedFile", "InvertedFileBuilder", "build_inverted_file",
+           "query_scores", "top_k", "search_asmk"]
