@@ -282,7 +282,8 @@ def train(tuples: str | os.PathLike, output: str | os.PathLike, cfg: TrainConfig
     opt, sched = make_optimizer(net, cfg)
     start, log = 0, []
     spath = state_path(output)
-    saved_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+    # plain JSON types only: the state file must load with weights_only=True (a Path would be refused)
+    saved_cfg = json.loads(json.dumps(asdict(cfg), default=str))
     if resume:
         if not spath.exists():
             raise BadInputError(f"{spath}: no training state to resume from; drop --resume to start a new run")
