@@ -18,6 +18,7 @@ from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io import read_features, read_knn
 from retrievalkit.io.h5file import check_same_names
 from retrievalkit.io.labels import Predictions, match_names, read_labels, write_predictions
+from retrievalkit.io.output import writes_output
 from retrievalkit.io.tuples import Tuples, write_tuples
 
 
@@ -47,6 +48,7 @@ def pseudo_label_tuples(x: np.ndarray, res: Propagated, n_classes: int) -> tuple
     return cluster, np.concatenate(qidx), np.concatenate(pidx), (w / w.mean()).astype(np.float32)
 
 
+@writes_output("output", "tuples", inputs=("features", "labels", "graph"))
 def propagate(features: str | os.PathLike, labels: str | os.PathLike, output: str | os.PathLike,
               graph: str | os.PathLike | None = None, config: PropagationConfig | None = None,
               tuples: str | os.PathLike | None = None, device: str = "cpu") -> Path:

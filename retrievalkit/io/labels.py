@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from retrievalkit.errors import BadInputError
+from retrievalkit.io.output import atomic_file
 
 PREDICTION_FIELDS = ("name", "label", "confidence", "weight")
 
@@ -87,19 +87,11 @@ def match_names(labels: dict[str, str], names: Sequence[str], where: str) -> dic
 def write_predictions(path: str | os.PathLike, pred: Predictions) -> Path:
     """Write ``name,label,confidence,weight`` atomically (temporary file in the target folder, then rename)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(PREDICTION_FIELDS)
-            for n, lab, c, wt in zip(pred.names, pred.labels, pred.confidence, pred.weight):
-                w.writerow([n, lab, f"{float(c):.6f}", f"{float(wt):.6f}"])
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(PREDICTION_FIELDS)
+        for n, lab, c, wt in zip(pred.names, pred.labels, pred.confidence, pred.weight):
+            w.writerow([n, lab, f"{float(c):.6f}", f"{float(wt):.6f}"])
     return path
 
 

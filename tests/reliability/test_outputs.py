@@ -53,6 +53,8 @@ def refused(world):  # noqa: F811
     if Path("/proc/self").is_dir():  # a folder nobody can create, root included
         cases["extract_uncreatable_folder"] = ["extract", w.images, "-o", "/proc/rkit-no-such/feats.h5", *EXTRACT]
     (out / "bad.h5").write_bytes(b"not hdf5")
+    (out / "labels.csv").write_text("name,label\nim000.png,a\nim001.png,b\n")
+    cases["propagate_o_is_labels"] = ["propagate", w.feats, "--labels", out / "labels.csv", "-o", out / "labels.csv"]
     cases["bad_input_new_folder"] = ["index", "search", out / "bad.h5", w.feats, "-o", out / "a" / "b" / "r.h5"]
     controls = {"search_ok": ["index", "search", w.feats, w.feats, "-o", out / "new" / "ranks.h5", "-k", "3"],
                 "knn_ok": ["index", "knn", w.feats, "-o", out / "knn.h5", "-k", "3"]}
@@ -79,6 +81,7 @@ def refused(world):  # noqa: F811
     ("manifold_mine_o_is_graph", ["also an input"]),
     ("whiten_learn_o_is_features", ["also an input"]),
     ("sfm_mine_o_is_features", ["also an input"]),
+    ("propagate_o_is_labels", ["also an input"]),
     ("extract_o_is_dir", ["existing directory"]),
     ("search_o_is_dir", ["existing directory"]),
     ("diffuse_o_is_dir", ["existing directory"]),
