@@ -39,6 +39,21 @@ _held: dict[tuple[int, str], list] = {}  # (pid, lock path) -> [fd, count]
 _held_guard = threading.Lock()
 
 
+def _forget_locks_in_child() -> None:
+    # A forked child (image-decoding workers) inherits the lock descriptors; flock is released only when every
+    # copy is closed, so a child outliving a killed parent would keep the output locked. Children never write
+    # outputs: close their copies (the parent's lock is unaffected).
+    global _held_guard
+    for fd, _ in list(_held.values()):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held.clear()
+    _held_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_locks_in_child)
+
+
 def partial_path(path: PathLike) -> Path:
     """Where an unfinished (resumable) output for ``path`` lives: same folder, hidden name."""
     path = Path(path)
@@ -252,7 +267,11 @@ def atomic_file(path: PathLike, inputs: Iterable = ()) -> Iterator[Path]:
     """
     path = Path(path)
     with claim_outputs(path, inputs):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        except OSError as e:
+            raise UsageError(f"{path}: cannot create a temporary file beside it ({e.strerror}); give another -o "
+                             "or fix the folder's permissions") from None
         os.close(fd)
         try:
             yield Path(tmp)
@@ -275,7 +294,11 @@ def commit(tmp: PathLike, path: PathLike) -> Path:
     mode = os.stat(tmp).st_mode
     if stat.S_IMODE(mode) != 0o666 & ~_umask():
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes private files; outputs get the usual permissions
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot move the finished output into place ({e.strerror}); give another "
+                         "-o") from None
     return path
 
 

@@ -280,7 +280,8 @@ def train(tuples: str | os.PathLike, output: str | os.PathLike, cfg: TrainConfig
     net = build_net(cfg, device)
     opt, sched = make_optimizer(net, cfg)
     spath = state_path(output)
-    saved_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+    # plain JSON types only: the state file must load with weights_only=True (a Path would be refused)
+    saved_cfg = json.loads(json.dumps(asdict(cfg), default=str))
     start, log = _resume(spath, saved_cfg, net, opt, sched) if resume else (0, [])
 
     imgs = TrainImages(root, tup.names, cfg.size, net.mean, net.std, cache=cfg.cache_images)

@@ -4,12 +4,11 @@ writer is refused before any work, with one line and exit code 2, and nothing on
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.reliability.rkit_batch import run_batch, tree_hashes
+from tests.reliability.rkit_batch import run_batch
 from tests.reliability.world import EXTRACT, assert_refused, world  # noqa: F401  (fixture)
 
 
@@ -56,6 +55,10 @@ def refused(world):  # noqa: F811
     }
     if Path("/proc/self").is_dir():  # a folder nobody can create, root included
         cases["extract_uncreatable_folder"] = ["extract", w.images, "-o", "/proc/rkit-no-such/feats.h5", *EXTRACT]
+    (out / "bad.h5").write_bytes(b"not hdf5")
+    (out / "labels.csv").write_text("name,label\nim000.png,a\nim001.png,b\n")
+    cases["propagate_o_is_labels"] = ["propagate", w.feats, "--labels", out / "labels.csv", "-o", out / "labels.csv"]
+    cases["bad_input_new_folder"] = ["index", "search", out / "bad.h5", w.feats, "-o", out / "a" / "b" / "r.h5"]
     controls = {"search_ok": ["index", "search", w.feats, w.feats, "-o", out / "new" / "ranks.h5", "-k", "3"],
                 "knn_ok": ["index", "knn", w.feats, "-o", out / "knn.h5", "-k", "3"]}
     results = run_batch([*cases.values(), *controls.values()], w.root)
@@ -83,6 +86,7 @@ def refused(world):  # noqa: F811
     ("manifold_mine_o_is_graph", ["also an input"]),
     ("whiten_learn_o_is_features", ["also an input"]),
     ("sfm_mine_o_is_features", ["also an input"]),
+    ("propagate_o_is_labels", ["also an input"]),
     ("extract_o_is_dir", ["existing directory"]),
     ("search_o_is_dir", ["existing directory"]),
     ("diffuse_o_is_dir", ["existing directory"]),
@@ -123,13 +127,7 @@ def test_read_only_folder_is_refused_before_work(world, tmp_path):  # noqa: F811
         ro.chmod(0o755)
 
 
-def test_missing_output_folder_is_created_and_removed_on_failure(world, tmp_path):  # noqa: F811
-    """Folders made for an output are removed again when the stage fails before writing."""
-    bad = tmp_path / "bad.h5"
-    bad.write_bytes(b"not hdf5")
-    target = tmp_path / "a" / "b" / "ranks.h5"
-    [r] = run_batch([["index", "search", bad, world.feats, "-o", target, "-k", "3"]], tmp_path)
-    assert r.code == 3 and "bad.h5" in r.stderr and "Traceback" not in r.stderr
-    assert not (tmp_path / "a").exists()
-    shutil.rmtree(tmp_path, ignore_errors=True)
-    assert tree_hashes(world.root)  # the world is still readable
+def test_missing_output_folder_is_created_and_removed_on_failure(refused):
+    """Folders made for an output are removed again when the stage fails before writing (here: a damaged input)."""
+    results, _ = refused
+    assert_refused(results["bad_input_new_folder"], 3, "bad.h5")
