@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from retrievalkit.configs.extract import LOCAL_LAYERS, LOCAL_METHODS, LOCAL_SCALES, LocalExtractConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.extract.inputs import resolve_inputs
 from retrievalkit.images.decode import ImageReadError, crop_box, load_image, resize_longer
@@ -33,14 +34,14 @@ from retrievalkit.io.locals import SCHEMA as LOCALS_SCHEMA
 from retrievalkit.io.locals import Locals, pack_locals, validate_locals
 from retrievalkit.io.output import writes_output
 
-METHODS = ("deep", "sift")
+METHODS = LOCAL_METHODS
 #: HOW's scale pyramid; on a CPU use a shorter one (see docs/local.md)
 HOW_SCALES = (2.0, 1.414, 1.0, 0.707, 0.5, 0.353, 0.25)
-DEFAULT_SCALES = (1.0, 0.707, 0.5, 0.353)
+DEFAULT_SCALES = LOCAL_SCALES
 #: backbone layers for deep locals: 'head' (the network's own output map) or, for EfficientNet-Lite0,
 #: 's16' (the 672-channel expansion of block 11, stride 16: finer positions, as HOW's ResNet conv4);
 #: 'auto' is s16 where the backbone has it, else head
-LAYERS = ("auto", "head", "s16")
+LAYERS = LOCAL_LAYERS
 #: pyramid levels whose shorter side falls below this (pixels) are skipped
 MIN_SIDE = 96
 
@@ -203,21 +204,24 @@ def _to_original(kp: np.ndarray, factor: float, off: tuple[float, float]) -> np.
 
 
 # ----------------------------------------------------------------------------------------- the stage
+_L = LocalExtractConfig()
+
+
 @writes_output("output", inputs=("images", "list_file", "gnd", "weights", "model", "pca"))
 def extract_local(
     images: str | os.PathLike,
     output: str | os.PathLike,
     *,
-    method: str = "deep",
-    model: str = "efficientnet-lite0",
-    weights: str | None = None,
-    layer: str = "auto",
-    size: int | None = 1024,
-    scales: Sequence[float] = DEFAULT_SCALES,
-    max_features: int = 1000,
+    method: str = _L.method,
+    model: str = _L.model,
+    weights: str | None = _L.weights,
+    layer: str = _L.layer,
+    size: int | None = _L.size,
+    scales: Sequence[float] = _L.scales,
+    max_features: int = _L.max_features,
     smooth: bool = True,
     pca: str | os.PathLike | None = None,
-    pca_dim: int = 128,
+    pca_dim: int = _L.dim,
     pca_images: int = 200,
     gnd: str | os.PathLike | None = None,
     split: str | None = None,
@@ -225,7 +229,7 @@ def extract_local(
     list_file: str | os.PathLike | None = None,
     shard: tuple[int, int] | None = None,
     device: str = "cpu",
-    half: bool = False,
+    half: bool = _L.half,
     progress: Callable[[int], None] | None = None,
     on_failure: Callable[[str, str], None] | None = None,
 ) -> Path:
@@ -243,12 +247,9 @@ def extract_local(
         the output path. Unreadable images go to the ``failed`` list (and ``on_failure``); an image without
         features (blank) gets an empty slice.
     """
-    if method not in METHODS:
-        raise UsageError(f"--local-method {method!r}: expected one of {', '.join(METHODS)}")
-    if max_features < 1:
-        raise UsageError(f"--max-features {max_features}: must be at least 1")
-    if size is not None and size < 16:
-        raise UsageError(f"--size {size}: too small (use at least 16 pixels, or 0 for the original size)")
+    LocalExtractConfig(method=method, model=model, weights=weights, layer=layer, size=size, scales=tuple(scales),
+                       max_features=max_features, dim=pca_dim, half=half)  # checks the ranges
+    size = size or None
     root = Path(images)
     names, boxes = resolve_inputs(images, list_file, gnd, split, use_boxes)
     start, stop = select_shard(names, shard)
