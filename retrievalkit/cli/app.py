@@ -35,9 +35,11 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
     threads: Annotated[int | None, typer.Option(
-        "--threads", help="CPU threads for torch (default: torch's choice; 1 is fastest on busy machines).")] = None,
+        "--threads", help="CPU threads for torch and COLMAP (default: torch's choice, COLMAP 2; 1 is fastest on "
+                     "busy machines).")] = None,
 ):
     state.quiet = quiet
+    state.threads = threads
     if threads is not None:
         if threads < 1:
             raise typer.BadParameter("must be at least 1", param_hint="--threads")

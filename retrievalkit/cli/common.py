@@ -20,6 +20,7 @@ err_console = Console(stderr=True, highlight=False)
 @dataclass
 class State:
     quiet: bool = False
+    threads: int | None = None  # rkit --threads N (torch, and COLMAP in sfm-mine)
 
 
 state = State()

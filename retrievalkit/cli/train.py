@@ -144,7 +144,7 @@ def train_cmd(
                             {"--ks": ks, "--tau1": tau1, "--tau2": tau2, "--mixup": mixup})
     else:
         refuse_inapplicable("--loss recall-k (it is an option of the tuple losses)", {"--margin": margin})
-    if cfg.batch_size is not None and cfg.batch_size > 2 * cfg.tuples_per_step * (2 + cfg.num_neg):
+    if cfg.batch_size is not None and cfg.batch_size > cfg.tuples_per_step * (2 + cfg.num_neg):
         raise UsageError(f"--batch-size {cfg.batch_size} is images per forward pass, more than a step of "
                          f"--tuples-per-step {cfg.tuples_per_step} holds; tuples per step were --batch-size before")
     cfg.device = resolve_device(device)
