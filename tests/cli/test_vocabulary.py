@@ -3,6 +3,7 @@ with one line naming the new one, options that do not apply refused, ranges chec
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from pathlib import Path
@@ -107,15 +108,23 @@ def _old_spellings():
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _click_app():
+    return typer.main.get_command(app)
+
+
 def _main(argv: list[str], capsys) -> tuple[int, str]:
-    """The real `rkit` entry point in this process: (exit code, stderr)."""
-    old = sys.argv
+    """The real `rkit` entry point (``main``: one-line errors, exit codes) in this process: (exit code, stderr).
+
+    The click command is built once and reused (typer rebuilds it on every call, about a second here)."""
+    old_argv, old_app = sys.argv, app_module.app
     sys.argv = ["rkit", *argv]
+    app_module.app = _click_app()
     try:
         with pytest.raises(SystemExit) as e:
             app_module.main()
     finally:
-        sys.argv = old
+        sys.argv, app_module.app = old_argv, old_app
     return e.value.code, capsys.readouterr().err
 
 
