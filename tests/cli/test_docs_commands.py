@@ -94,7 +94,8 @@ def test_documented_command_parses(doc, command):
     try:
         _parse(command)
     except Exception as e:  # the parser's UsageError (unknown/renamed option) or a wrong command name
-        pytest.fail(f"{doc}: {command!r}: {type(e).__name__}: {getattr(e, 'format_message', lambda: e)()}")
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        pytest.fail(f"{doc}: {command!r}: {type(e).__name__}: {message}")
 
 
 def test_old_spelling_in_a_doc_would_be_caught():
