@@ -114,8 +114,11 @@ def _refuse_for_method(cfg: DiffusionConfig, shown: str, given: dict) -> None:
     diffusion_opts = set().union(*_USES.values())
     opt_name = {k: "--" + k.replace("_", "-") for k in given}
     opt_name["mutual"] = "--mutual/--no-mutual"
-    refuse_inapplicable(f"--method {shown}", {opt_name[k]: v for k, v in given.items()
-                                               if k in diffusion_opts and k not in uses})
+    for k, v in given.items():
+        if k in diffusion_opts and k not in uses:
+            users = [m for m, opts in _USES.items() if k in opts]
+            refuse_inapplicable(f"--method {shown} (it is an option of --method {', '.join(users)})",
+                                {opt_name[k]: v})
     if cfg.qe == "none":
         refuse_inapplicable("--qe none (query expansion is off)", {"--qe-n": given["qe_n"],
                                                                    "--qe-alpha": given["qe_alpha"]})

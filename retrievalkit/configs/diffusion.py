@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from retrievalkit.configs.checks import at_least, one_of, positive, within
+from retrievalkit.errors import UsageError
 
 METHODS = ("cg", "truncated", "spectral", "hybrid", "none")
 EXPANSIONS = ("none", "aqe", "alpha-qe")
@@ -57,3 +58,45 @@ class DiffusionConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@dataclass
+class PropagationConfig:
+    """Settings of ``rkit propagate``; ``graph_k=None``: 1 % of the images within [5, 50] (as ``rkit diffuse``)."""
+
+    graph_k: int | None = None
+    mutual: bool = True
+    gamma: float = 3.0
+    alpha: float = 0.99
+    iters: int = 20
+    tol: float = 1e-6
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Refuse invalid settings (before any file is read)."""
+        within("alpha", self.alpha, 0.0, 1.0, open_low=True, open_high=True)
+        at_least("iters", self.iters, 1)
+        positive("gamma", self.gamma)
+        positive("tol", self.tol)
+        at_least("graph_k", self.graph_k, 1)
+
+    def resolve(self, n: int, graph_k_available: int | None = None) -> PropagationConfig:
+        """Validated copy with the automatic graph k filled for ``n`` images."""
+        from retrievalkit.diffusion.rank import auto_graph_k
+
+        self.check()
+        out = dataclasses.replace(self)
+        if out.graph_k is None:
+            out.graph_k = auto_graph_k(n)
+            if graph_k_available is not None:
+                out.graph_k = min(out.graph_k, graph_k_available)
+        elif graph_k_available is not None and out.graph_k > graph_k_available:
+            raise UsageError(f"--graph-k {out.graph_k}: the graph file only has {graph_k_available} neighbours per "
+                             f"item; rebuild it with `rkit index knn -k {out.graph_k}` or lower --graph-k")
+        out.graph_k = int(min(out.graph_k, max(1, n - 1)))
+        return out

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from retrievalkit.cli.app import app
 from retrievalkit.configs.copydetect import CopyDetectConfig
-from retrievalkit.configs.diffusion import DiffusionConfig
+from retrievalkit.configs.diffusion import DiffusionConfig, PropagationConfig
 from retrievalkit.configs.extract import GlobalExtractConfig, LocalExtractConfig
 from retrievalkit.configs.mining import ManifoldMineConfig, SfmMineConfig
 from retrievalkit.configs.search import AsmkConfig, AsmkSearchConfig, FuseConfig, KnnConfig, SearchConfig
@@ -93,6 +93,8 @@ def test_extract_local_defaults(monkeypatch, demo_dir, tmp):
      ApplyWhiteningConfig, {"dim": "dim"}),
     (["diffuse-prepare", "--database", "{a}"], "retrievalkit.diffusion.stage", "prepare_spectral", DiffusionConfig,
      {"rank": "rank", "graph_k": "graph_k", "mutual": "mutual", "gamma": "gamma"}),
+    (["propagate", "{a}", "--labels", "{b}"], "retrievalkit.diffusion.propagation_stage", "propagate",
+     PropagationConfig, None),
     (["manifold-mine", "{a}", "--graph", "{b}"], "retrievalkit.mining.manifold", "manifold_mine",
      ManifoldMineConfig, {"method": "method", "anchors": "n_anchors", "k_pos": "k_pos", "k_neg": "k_neg",
                           "max_pos": "max_pos", "max_neg": "max_neg", "gamma": "gamma", "alpha": "alpha",
@@ -102,7 +104,10 @@ def test_extract_local_defaults(monkeypatch, demo_dir, tmp):
 def test_stage_defaults(monkeypatch, tmp, argv, module, fn, cls, mapping):
     seen = _capture(monkeypatch, module, fn)
     _run(*[a.format(a=tmp / "a.h5", b=tmp / "b.h5") for a in argv], "-o", tmp / "o.h5")
-    assert _pick(seen["kwargs"], mapping) == _defaults(cls, mapping)
+    if mapping is None:  # the stage takes the config itself
+        assert seen["kwargs"]["config"] == cls()
+    else:
+        assert _pick(seen["kwargs"], mapping) == _defaults(cls, mapping)
 
 
 def test_asmk_defaults(monkeypatch, tmp):
