@@ -14,7 +14,8 @@ from retrievalkit.cli.common import state
 app = typer.Typer(
     name="rkit",
     help="retrievalkit: instance-level image retrieval and copy detection as composable stages.\n\n"
-    "Stages exchange HDF5 files:  rkit extract images/ -o feats.h5  →  rkit index search db.h5 q.h5 -o ranks.h5"
+    "Stages exchange HDF5 files:  rkit extract images/ -o feats.h5  →  rkit index search --database db.h5 "
+    "--queries q.h5 -o ranks.h5"
     "  →  rkit evaluate ranks.h5 --gnd gnd.json",
     no_args_is_help=True,
     add_completion=False,
