@@ -57,7 +57,7 @@ def side(folder: Path, views: str, size: int, cache: Path, net_holder: list, fea
 
 def score(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig, gt) -> tuple[float, float]:
     D, I, _ = match_queries(q, r, t, cfg)
-    m = select_matches(q.ids, r.ids, D, I, cfg.max_per_query, cfg.max_rows)
+    m = select_matches(q.ids, r.ids, D, I, cfg.top_k, cfg.max_rows)
     res = evaluate_copy_detection(Predictions.from_triples(zip(m.query_ids, m.reference_ids, m.scores)), gt)
     return res.micro_ap, res.recall_at_p90
 
@@ -93,16 +93,16 @@ def main() -> None:
     qm = Side(q1.ids, x[order], owner[order], q1.paths, f"{q1.source} + {crops.source}")
     print(f"sources: queries {q1.source}, references {r.source}, training {t.source}")
 
-    base = CopyDetectConfig(size=args.size, pca_dim=0, norm_beta=0.0, max_per_query=10)
+    base = CopyDetectConfig(size=args.size, dim=0, norm_beta=0.0, top_k=10, query_views="full", verify=None)
     rows = [
         ("raw descriptors (GeM, 1280-d)", q1, None, base),
         ("+ normalisation (β=1, mean top-3)", q1, t, replace(base, norm_beta=1.0)),
         ("  (variant: β=2, 10th neighbour)", q1, t, replace(base, norm_beta=2.0, norm_k=10, norm_stat="kth")),
-        ("+ PCA-whitening (training)", q1, t, replace(base, norm_beta=1.0, pca_dim=256)),
+        ("+ PCA-whitening (training)", q1, t, replace(base, norm_beta=1.0, dim=256)),
         ("+ multi-crop (full,center,grid; max)", qm, t,
-         replace(base, norm_beta=1.0, pca_dim=256, query_views="full,center,grid")),
+         replace(base, norm_beta=1.0, dim=256, query_views="full,center,grid")),
         ("  (multi-crop, mean)", qm, t,
-         replace(base, norm_beta=1.0, pca_dim=256, query_views="full,center,grid", combine="mean")),
+         replace(base, norm_beta=1.0, dim=256, query_views="full,center,grid", combine="mean")),
     ]
     out = []
     for label, q, tt, cfg in rows:
@@ -116,9 +116,9 @@ def main() -> None:
     out.append(("+ local verification (SIFT+RANSAC, top 10)", uap, rp, time.time() - t0))
     print(f"{out[-1][0]:44s} µAP {uap:.4f}  R@P90 {rp:.4f}  ({time.time() - t0:.1f}s)", flush=True)
     # descriptor track: one vector per image (views averaged), normalisation folded into one extra dimension
-    for label, q, cfg in (("descriptor track (whitened + norm.)", q1, replace(base, norm_beta=1.0, pca_dim=256)),
+    for label, q, cfg in (("descriptor track (whitened + norm.)", q1, replace(base, norm_beta=1.0, dim=256)),
                           ("  (descriptor track, mean of the 6 views)", replace(qm, full_view=None),
-                           replace(base, norm_beta=1.0, pca_dim=256, query_views="full,center,grid"))):
+                           replace(base, norm_beta=1.0, dim=256, query_views="full,center,grid"))):
         xq, xr = descriptor_track(q, r, t, cfg)
         res = evaluate_copy_detection(descriptor_track_predictions(q.ids, xq, r.ids, xr), gt)
         out.append((label + f", {xq.shape[1]}-d", res.micro_ap, res.recall_at_p90, 0.0))

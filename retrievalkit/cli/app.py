@@ -16,7 +16,8 @@ from retrievalkit.cli.common import interrupted, state
 app = typer.Typer(
     name="rkit",
     help="retrievalkit: instance-level image retrieval and copy detection as composable stages.\n\n"
-    "Stages exchange HDF5 files:  rkit extract images/ -o feats.h5  →  rkit index search db.h5 q.h5 -o ranks.h5"
+    "Stages exchange HDF5 files:  rkit extract images/ -o feats.h5  →  rkit index search --database db.h5 "
+    "--queries q.h5 -o ranks.h5"
     "  →  rkit evaluate ranks.h5 --gnd gnd.json",
     no_args_is_help=True,
     add_completion=False,
@@ -37,7 +38,8 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
     threads: Annotated[int | None, typer.Option(
-        "--threads", help="CPU threads for torch (default: torch's choice; 1 is fastest on busy machines).")] = None,
+        "--threads", help="CPU threads for torch and COLMAP (default: torch's choice, COLMAP 2; 1 is fastest on "
+                     "busy machines).")] = None,
     max_pixels: Annotated[int | None, typer.Option(
         "--max-pixels", help="Largest image decoded, in pixels (width × height, read from the header first); "
         "larger images are listed as failed. Default 178956970 (Pillow's limit).")] = None,
@@ -46,6 +48,7 @@ def _root(
         "links may lead to; repeatable. Default: none, names stay inside the image folder.")] = None,
 ):
     state.quiet = quiet
+    state.threads = threads
     from retrievalkit.images.policy import DEFAULT_MAX_PIXELS, set_image_policy
 
     for d in allow_root or []:

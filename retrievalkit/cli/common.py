@@ -22,6 +22,7 @@ err_console = Console(stderr=True, highlight=False)
 class State:
     quiet: bool = False
     interrupted: bool = False  # the Ctrl-C line was printed
+    threads: int | None = None  # rkit --threads N (torch, and COLMAP in sfm-mine)
 
 
 state = State()

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from retrievalkit.cli.common import err_console, handle_errors, state
+from retrievalkit.cli.options import command
 from retrievalkit.errors import UsageError
 
 
@@ -100,4 +101,4 @@ def evaluate_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate")(evaluate_cmd)
+    command(app, "evaluate", evaluate_cmd)

@@ -7,43 +7,52 @@ from typing import Annotated
 
 import typer
 
+from retrievalkit.cli import options as opt
 from retrievalkit.cli.common import echo_path, handle_errors, progress_bar, resolve_device
+from retrievalkit.cli.options import command, config_from_options, default_of, pick
+from retrievalkit.configs.search import KnnConfig, SearchConfig
 
 index_app = typer.Typer(help="Search a database, build kNN graphs and indexes.", no_args_is_help=True)
 
-ExistingFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]
-
-
-@index_app.command("search")
 @handle_errors
 def search_cmd(
-    database: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Database features (feats.h5).")],
-    queries: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Query features (feats.h5).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Ranks file to write.")],
-    k: Annotated[int, typer.Option("-k", help="Results kept per query.")] = 100,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
-    block: Annotated[int, typer.Option(help="Queries per block (bounds memory).")] = 4096,
+    database_pos: Annotated[Path | None, typer.Argument(
+        exists=True, dir_okay=False, metavar="DATABASE", help="Older form of --database.")] = None,
+    queries_pos: Annotated[Path | None, typer.Argument(
+        exists=True, dir_okay=False, metavar="QUERIES", help="Older form of --queries.")] = None,
+    database: opt.database("Database features (feats.h5).", required=False) = None,
+    queries: opt.queries("Query features (feats.h5).", required=False) = None,
+    output: opt.output("Ranks file to write.") = ...,
+    top_k: opt.top_k(f"Results kept per query {default_of(SearchConfig, 'top_k')}.") = None,
+    device: opt.Device = None,
+    block_size: opt.block_size(f"Queries per block (bounds memory) {default_of(SearchConfig, 'block_size')}.")
+    = None,
 ):
     """Exact inner-product search of every query against the database.
 
-    Example: rkit index search db.h5 q.h5 -o ranks.h5 -k 100
+    Example: rkit index search --database db.h5 --queries q.h5 -o ranks.h5 -k 100
     """
     from retrievalkit.search.stages import search
 
+    db = pick("--database", database, database_pos)
+    q = pick("--queries", queries, queries_pos)
+    cfg = config_from_options(SearchConfig, top_k=top_k, block_size=block_size)
     dev = resolve_device(device)
     with progress_bar("search", None) as adv:
-        out = search(database, queries, output, k=k, device=dev, block=block, progress=adv)
+        out = search(db, q, output, k=cfg.top_k, device=dev, block=cfg.block_size, progress=adv)
     echo_path(out)
 
 
-@index_app.command("knn")
 @handle_errors
 def knn_cmd(
-    database: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Database features (feats.h5).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="kNN-graph file to write.")],
-    k: Annotated[int, typer.Option("-k", help="Neighbours per item (self excluded).")] = 50,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
-    block: Annotated[int, typer.Option(help="Rows per block (bounds memory).")] = 4096,
+    database_pos: Annotated[Path | None, typer.Argument(
+        exists=True, dir_okay=False, metavar="DATABASE", help="Database features (feats.h5), or --database.")]
+    = None,
+    database: opt.database("Database features (feats.h5).", required=False) = None,
+    output: opt.output("kNN-graph file to write.") = ...,
+    top_k: opt.top_k(f"Neighbours kept per item, self excluded {default_of(KnnConfig, 'top_k')}.") = None,
+    device: opt.Device = None,
+    block_size: opt.block_size(f"Rows per block (bounds memory) {default_of(KnnConfig, 'block_size')}.") = None,
 ):
     """The database's exact k-nearest-neighbour graph, input of `rkit diffuse` and `rkit manifold-mine`.
 
@@ -51,14 +60,19 @@ def knn_cmd(
     """
     from retrievalkit.search.stages import knn
 
+    db = pick("--database", database, database_pos)
+    cfg = config_from_options(KnnConfig, top_k=top_k, block_size=block_size)
     dev = resolve_device(device)
     with progress_bar("knn", None) as adv:
-        out = knn(database, output, k=k, device=dev, block=block, progress=adv)
+        out = knn(db, output, k=cfg.top_k, device=dev, block=cfg.block_size, progress=adv)
     echo_path(out)
 
 
 def register(app: typer.Typer) -> None:
     import importlib
+
+    command(index_app, "search", search_cmd, renamed={"--block": "--block-size"})
+    command(index_app, "knn", knn_cmd, renamed={"--block": "--block-size"})
 
     # Other index kinds live in their own modules and add commands to ``index_app``.
     for mod in ("index_asmk",):

@@ -7,26 +7,30 @@ from typing import Annotated
 
 import typer
 
+from retrievalkit.cli import options as opt
 from retrievalkit.cli.common import echo_path, handle_errors, info, progress_bar
+from retrievalkit.cli.options import command, config_from_options, default_of, refuse_inapplicable
+from retrievalkit.configs.search import AsmkConfig, AsmkSearchConfig, FuseConfig
+from retrievalkit.errors import UsageError
 
 
 @handle_errors
 def asmk_cmd(
-    database: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Database locals (rkit extract "
-                                             "--local).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="ASMK index file to write (.h5).")],
+    database: opt.input_file("Database locals (rkit extract --local)."),
+    output: opt.output("ASMK index file to write (.h5)."),
     codebook_size: Annotated[int | None, typer.Option(help="Visual words (k-means). Default: a power of two "
                                                          "near descriptors/256, 256..65536.")] = None,
     codebook: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Reuse the codebook of "
                                                      "this ASMK index (needed with --shard).")] = None,
-    train: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Locals to train the "
-                                                  "codebook on (default: the database).")] = None,
-    ma: Annotated[int, typer.Option(help="Multiple assignment: words per database descriptor.")] = 1,
-    chunk: Annotated[int, typer.Option(help="Database images added at a time (bounds memory).")] = 500,
-    shard: Annotated[str | None, typer.Option(help="Index only block I of N (I/N); search all shards "
-                                                 "together.")] = None,
-    niter: Annotated[int, typer.Option(help="k-means iterations.")] = 10,
-    seed: Annotated[int, typer.Option(help="k-means seed.")] = 0,
+    training: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Locals to train the "
+                                                     "codebook on (default: the database).")] = None,
+    ma: Annotated[int | None, typer.Option(help="Multiple assignment: words per database descriptor "
+                                           f"{default_of(AsmkConfig, 'ma')}.")] = None,
+    block_size: opt.block_size(f"Database images added at a time (bounds memory) "
+                               f"{default_of(AsmkConfig, 'block_size')}.") = None,
+    shard: opt.shard("Index only block I of N (I/N); search all shards together.") = None,
+    iters: opt.iters(f"k-means iterations {default_of(AsmkConfig, 'iters')}.") = None,
+    seed: opt.seed(f"k-means seed {default_of(AsmkConfig, 'seed')}.") = None,
 ):
     """Build an ASMK* index (k-means codebook + inverted file of binarised residuals) of database locals.
 
@@ -36,36 +40,53 @@ def asmk_cmd(
     from retrievalkit.io.locals import count_locals
     from retrievalkit.search.asmk import build_asmk
 
+    cfg = config_from_options(AsmkConfig, codebook_size=codebook_size, ma=ma, block_size=block_size, iters=iters,
+                              seed=seed)
+    if codebook is not None:
+        refuse_inapplicable("index asmk --codebook (the codebook is reused, not trained)", {
+            "--codebook-size": codebook_size, "--training": training, "--iters": iters, "--seed": seed})
     sh = parse_shard(shard)
     n, _, _ = count_locals(database)
     with progress_bar("asmk", n) as adv:
-        out = build_asmk(database, output, codebook_size=codebook_size, codebook=codebook, train=train, ma=ma,
-                         chunk=chunk, shard=sh, niter=niter, seed=seed, progress=adv)
+        out = build_asmk(database, output, codebook_size=cfg.codebook_size, codebook=codebook, train=training,
+                         ma=cfg.ma, chunk=cfg.block_size, shard=sh, niter=cfg.iters, seed=cfg.seed, progress=adv)
     echo_path(out)
 
 
 @handle_errors
 def search_asmk_cmd(
-    index: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="ASMK index file(s); several "
-                                                "shards of one index are searched together.")],
-    queries: Annotated[Path, typer.Option("--queries", "-q", exists=True, dir_okay=False,
-                                          help="Query locals (extracted like the database's).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Ranks file to write.")],
-    k: Annotated[int, typer.Option("-k", help="Results kept per query.")] = 100,
-    ma: Annotated[int, typer.Option(help="Multiple assignment: words per query descriptor.")] = 5,
-    alpha: Annotated[float, typer.Option(help="Selectivity exponent α.")] = 3.0,
-    tau: Annotated[float, typer.Option(help="Selectivity threshold τ on the word similarity in [-1, 1].")] = 0.0,
+    index: Annotated[list[Path] | None, typer.Argument(
+        exists=True, dir_okay=False, metavar="INDEX", help="Older form of --database.")] = None,
+    database: Annotated[list[Path] | None, typer.Option(
+        "--database", exists=True, dir_okay=False, help="ASMK index file (rkit index asmk); repeat it for several "
+                                                        "shards of one index, searched together.")] = None,
+    queries: opt.queries("Query locals (extracted like the database's).") = ...,
+    output: opt.output("Ranks file to write.") = ...,
+    top_k: opt.top_k(f"Results kept per query {default_of(AsmkSearchConfig, 'top_k')}.") = None,
+    ma: Annotated[int | None, typer.Option(help="Multiple assignment: words per query descriptor "
+                                           f"{default_of(AsmkSearchConfig, 'ma')}.")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Selectivity exponent α, > 0 "
+                                                f"{default_of(AsmkSearchConfig, 'alpha')}.")] = None,
+    tau: Annotated[float | None, typer.Option(help="Selectivity threshold τ on the word similarity, in [-1, 1] "
+                                              f"{default_of(AsmkSearchConfig, 'tau')}.")] = None,
 ):
     """Rank the database of an ASMK* index for each query image's local features.
 
-    Example: rkit index search-asmk asmk.h5 -q q.loc.h5 -o ranks.h5 -k 100
+    Example: rkit index search-asmk --database asmk.h5 --queries q.loc.h5 -o ranks.h5 -k 100
     """
     from retrievalkit.io.locals import count_locals, read_locals
     from retrievalkit.search.asmk import search_asmk_files
 
+    if database and index:
+        raise UsageError("give the index once: --database FILE (repeated for shards) or positionally, not both")
+    indexes = list(database or index or [])
+    if not indexes:
+        raise UsageError("missing --database INDEX.h5 (the ASMK index from rkit index asmk)")
+    cfg = config_from_options(AsmkSearchConfig, top_k=top_k, ma=ma, alpha=alpha, tau=tau)
     nq, _, _ = count_locals(queries)
     with progress_bar("search-asmk", nq) as adv:
-        out = search_asmk_files(index, queries, output, k=k, ma=ma, alpha=alpha, tau=tau, progress=adv)
+        out = search_asmk_files(indexes, queries, output, k=cfg.top_k, ma=cfg.ma, alpha=cfg.alpha, tau=cfg.tau,
+                                progress=adv)
     empty = int((read_locals(queries).counts() == 0).sum())
     if empty:
         info(f"[yellow]{empty} query image(s) have no local features[/]: their result lists are empty")
@@ -76,8 +97,8 @@ def search_asmk_cmd(
 def fuse_cmd(
     inputs: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False,
                                                  help="Two or more ranks files of the same queries.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Fused ranks file to write.")],
-    k: Annotated[int, typer.Option("-k", help="Results kept per query.")] = 100,
+    output: opt.output("Fused ranks file to write."),
+    top_k: opt.top_k(f"Results kept per query {default_of(FuseConfig, 'top_k')}.") = None,
 ):
     """Fuse rankings of several methods (global, deep-local ASMK, SIFT ASMK) by summing per-query z-scores.
 
@@ -88,10 +109,13 @@ def fuse_cmd(
     """
     from retrievalkit.search.fusion import fuse_ranks_files
 
-    echo_path(fuse_ranks_files(inputs, output, k=k))
+    cfg = config_from_options(FuseConfig, top_k=top_k)
+    echo_path(fuse_ranks_files(inputs, output, k=cfg.top_k))
 
 
 def register_index(index_app: typer.Typer) -> None:
-    index_app.command("fuse")(fuse_cmd)
-    index_app.command("asmk")(asmk_cmd)
-    index_app.command("search-asmk")(search_asmk_cmd)
+    command(index_app, "fuse", fuse_cmd)
+    command(index_app, "asmk", asmk_cmd, renamed={"--chunk": "--block-size", "--niter": "--iters",
+                                                  "--train": "--training"})
+    command(index_app, "search-asmk", search_asmk_cmd,
+            renamed={"-q": "--queries (-q is rkit's --quiet, given before the command)"})

@@ -7,7 +7,10 @@ from typing import Annotated
 
 import typer
 
+from retrievalkit.cli import options as opt
 from retrievalkit.cli.common import echo_path, err_console, handle_errors, info, progress_bar, resolve_device, state
+from retrievalkit.cli.options import command, config_from_options, default_of, refuse_inapplicable
+from retrievalkit.configs.mining import SfmMineConfig
 
 
 def _summary(reports) -> None:
@@ -33,90 +36,121 @@ def _summary(reports) -> None:
             err_console.print(f"  {r.scene}: {r.reason}", markup=False, soft_wrap=True)
 
 
+_S = SfmMineConfig
+
+
+def _d(field: str) -> str:
+    return default_of(_S, field)
+
+
+@handle_errors
+def sfm_mine_cmd(
+    images: Annotated[Path, typer.Argument(exists=True, file_okay=False,
+                                           help="Folder of scene sub-folders, or a flat folder of photos "
+                                                "(split into clusters by global descriptors).")],
+    output: opt.output("Tuples file to write (tuples.h5)."),
+    models_dir: Annotated[Path | None, typer.Option(
+        help="Where the SfM models are kept; a rerun reuses finished scenes. "
+             "Default: <output stem>-models next to the output.")] = None,
+    positive: Annotated[str | None, typer.Option(
+        help="Positive choice among images sharing enough 3D points: random (hard, varied), "
+             f"most-shared (easy) or closest (most similar global descriptor) {_d('positive')}.")] = None,
+    per_query: Annotated[int | None, typer.Option(help=f"Positives per query image {_d('per_query')}.")] = None,
+    min_overlap: Annotated[float | None, typer.Option(
+        help=f"A positive sees at least this fraction of the query's 3D points {_d('min_overlap')}.")] = None,
+    max_scale: Annotated[float | None, typer.Option(
+        help=f"Largest scale change between query and positive (either way) {_d('max_scale')}.")] = None,
+    min_shared: Annotated[int | None, typer.Option(
+        help=f"A positive shares at least this many 3D points {_d('min_shared')}.")] = None,
+    negatives: Annotated[int | None, typer.Option(
+        help="Fixed random negatives per tuple from other scenes (0: none; training mines its own "
+             f"hard negatives from the cluster ids) {_d('negatives')}.")] = None,
+    val_fraction: Annotated[float | None, typer.Option(
+        help=f"Fraction of queries held out as validation pairs (val_qidx/val_pidx) {_d('val_fraction')}.")] = None,
+    sift_size: Annotated[int | None, typer.Option(help=f"Longer side (pixels) of the images for SIFT "
+                                                  f"{_d('sift_size')}.")] = None,
+    max_features: Annotated[int | None, typer.Option(help=f"SIFT features per image {_d('max_features')}.")] = None,
+    matcher: Annotated[str | None, typer.Option(help="exhaustive (all pairs) or sequential (videos) "
+                                                f"{_d('matcher')}.")] = None,
+    overlap: Annotated[int | None, typer.Option(help=f"Sequential matcher: neighbours per image {_d('overlap')}.")]
+    = None,
+    min_model_size: Annotated[int | None, typer.Option(help=f"Smallest model (images) kept {_d('min_model_size')}.")]
+    = None,
+    relaxed_init: Annotated[bool | None, typer.Option(
+        "--relaxed-init/--strict-init",
+        help="Accept initial pairs with forward motion and a 4° triangulation angle (COLMAP's strict "
+             f"default: 16°); street walks need it {_d('relaxed_init')}.")] = None,
+    mapper_trials: Annotated[int | None, typer.Option(
+        help="Mapping runs (next seed each) while fewer than half of a scene's images register "
+             f"{_d('mapper_trials')}.")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        help="Seconds one scene may take (0: no limit); a scene over the limit is skipped "
+             f"{_d('timeout')}.")] = None,
+    retry_failed: Annotated[bool | None, typer.Option(
+        "--retry-failed", help="Reconstruct again the scenes that failed in an earlier run.")] = None,
+    features: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False,
+        help="Global descriptors of the images (flat-folder clustering and --positive closest); "
+             "extracted with --model when absent.")] = None,
+    model: opt.model(f"Model for descriptors when --features is absent {_d('model')}.") = None,
+    size: opt.size(f"Image size for those descriptors {_d('size')}.") = None,
+    graph_k: opt.graph_k(f"Flat folder: neighbours in the mutual kNN graph that clusters it {_d('graph_k')}.")
+    = None,
+    cluster_threshold: Annotated[float | None, typer.Option(
+        help=f"Flat folder: smallest descriptor similarity of a kept (mutual) kNN edge {_d('cluster_threshold')}.")]
+    = None,
+    seed: opt.seed(f"Random seed (positives, negatives, mapper) {_d('seed')}.") = None,
+    device: opt.Device = None,
+):
+    """Reconstruct each photo collection with pycolmap and mine query/positive pairs from the 3D models.
+
+    Every sub-folder of IMAGES is a scene; photos directly in IMAGES are first clustered by global
+    descriptors. Positives share 3D points with the query (Radenović et al. ECCV 2016); each model is a
+    cluster, so training takes its hard negatives from other models. Scenes that do not reconstruct are
+    reported and skipped. The pairs are also the training set of `rkit whiten --method learned`.
+    COLMAP uses the threads of `rkit --threads N` (default 2).
+
+    Example: rkit sfm-mine photos/ -o tuples.h5 --models-dir sfm-models/
+    """
+    from retrievalkit.mining.colmap import SfmOptions
+    from retrievalkit.mining.sfm import sfm_mine
+
+    cfg = config_from_options(
+        SfmMineConfig, positive=positive, per_query=per_query, min_overlap=min_overlap, max_scale=max_scale,
+        min_shared=min_shared, negatives=negatives, val_fraction=val_fraction, sift_size=sift_size,
+        max_features=max_features, matcher=matcher, overlap=overlap, min_model_size=min_model_size,
+        relaxed_init=relaxed_init, mapper_trials=mapper_trials, timeout=timeout, model=model, size=size,
+        graph_k=graph_k, cluster_threshold=cluster_threshold, retry_failed=retry_failed, seed=seed)
+    if cfg.matcher != "sequential":
+        refuse_inapplicable(f"--matcher {cfg.matcher} (it is an option of --matcher sequential)",
+                            {"--overlap": overlap})
+    if features is not None:
+        refuse_inapplicable("sfm-mine --features (the descriptors are given, not extracted)",
+                            {"--model": model, "--size": size})
+    opts = SfmOptions(max_image_size=cfg.sift_size, max_features=cfg.max_features, matcher=cfg.matcher,
+                      overlap=cfg.overlap, min_model_size=cfg.min_model_size, relaxed_init=cfg.relaxed_init,
+                      mapper_trials=cfg.mapper_trials, threads=state.threads or SfmOptions.threads, seed=cfg.seed,
+                      timeout=cfg.timeout).check()
+    dev = resolve_device(device)
+    reports = []
+    with progress_bar("sfm-mine scenes", None) as advance:
+        def on_scene(r):
+            reports.append(r)
+            advance(1)
+            if r.state == "failed" and not r.reused:
+                info(f"[yellow]skipped[/] {r.scene} ({r.images} images): {r.reason}")
+
+        out = sfm_mine(images, output, models_dir=models_dir, options=opts, positive=cfg.positive,
+                       per_query=cfg.per_query, min_overlap=cfg.min_overlap, max_scale=cfg.max_scale,
+                       min_shared=cfg.min_shared, negatives=cfg.negatives, val_fraction=cfg.val_fraction,
+                       seed=cfg.seed, features=features, model=cfg.model, size=cfg.size, cluster_k=cfg.graph_k,
+                       cluster_threshold=cfg.cluster_threshold, retry_failed=cfg.retry_failed, device=dev,
+                       on_scene=on_scene)
+    _summary(reports)
+    echo_path(out)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("sfm-mine")
-    @handle_errors
-    def sfm_mine_cmd(
-        images: Annotated[Path, typer.Argument(exists=True, file_okay=False,
-                                               help="Folder of scene sub-folders, or a flat folder of photos "
-                                                    "(split into clusters by global descriptors).")],
-        output: Annotated[Path, typer.Option("-o", "--output", help="Tuples file to write (tuples.h5).")],
-        models_dir: Annotated[Path | None, typer.Option(
-            help="Where the SfM models are kept; a rerun reuses finished scenes. "
-                 "Default: <output stem>-models next to the output.")] = None,
-        positive: Annotated[str, typer.Option(
-            help="Positive choice among images sharing enough 3D points: random (hard, varied), "
-                 "most-shared (easy) or closest (most similar global descriptor).")] = "random",
-        per_query: Annotated[int, typer.Option(help="Positives per query image.")] = 1,
-        min_overlap: Annotated[float, typer.Option(
-            help="A positive sees at least this fraction of the query's 3D points.")] = 0.2,
-        max_scale: Annotated[float, typer.Option(
-            help="Largest scale change between query and positive (either way).")] = 1.5,
-        min_shared: Annotated[int, typer.Option(help="A positive shares at least this many 3D points.")] = 10,
-        negatives: Annotated[int, typer.Option(
-            help="Fixed random negatives per tuple from other scenes (0: none; training mines its own "
-                 "hard negatives from the cluster ids).")] = 5,
-        val_fraction: Annotated[float, typer.Option(
-            help="Fraction of queries held out as validation pairs (val_qidx/val_pidx).")] = 0.0,
-        max_image_size: Annotated[int, typer.Option(help="Longer side (pixels) for SIFT.")] = 1024,
-        max_features: Annotated[int, typer.Option(help="SIFT features per image.")] = 4096,
-        matcher: Annotated[str, typer.Option(help="exhaustive (all pairs) or sequential (videos).")] = "exhaustive",
-        overlap: Annotated[int, typer.Option(help="Sequential matcher: neighbours per image.")] = 10,
-        min_model_size: Annotated[int, typer.Option(help="Smallest model (images) kept.")] = 3,
-        relaxed_init: Annotated[bool, typer.Option(
-            "--relaxed-init/--strict-init",
-            help="Accept initial pairs with forward motion and a 4° triangulation angle (COLMAP's strict "
-                 "default: 16°); street walks need it.")] = True,
-        mapper_trials: Annotated[int, typer.Option(
-            help="Mapping runs (next seed each) while fewer than half of a scene's images register.")] = 3,
-        threads: Annotated[int, typer.Option(help="CPU threads for COLMAP.")] = 2,
-        timeout: Annotated[float, typer.Option(
-            help="Seconds one scene may take (0: no limit); a scene over the limit is skipped.")] = 0.0,
-        retry_failed: Annotated[bool, typer.Option(
-            help="Reconstruct again the scenes that failed in an earlier run.")] = False,
-        features: Annotated[Path | None, typer.Option(
-            exists=True, dir_okay=False,
-            help="Global descriptors of the images (flat-folder clustering and --positive closest); "
-                 "extracted with --model when absent.")] = None,
-        model: Annotated[str, typer.Option(help="Model for descriptors when --features is absent.")]
-        = "efficientnet-lite0",
-        size: Annotated[int, typer.Option(help="Image size for those descriptors.")] = 512,
-        cluster_k: Annotated[int, typer.Option(help="Flat folder: neighbours in the kNN graph.")] = 5,
-        cluster_threshold: Annotated[float, typer.Option(
-            help="Flat folder: smallest descriptor similarity of a kept (mutual) kNN edge.")] = 0.65,
-        seed: Annotated[int, typer.Option(help="Random seed (positives, negatives, mapper).")] = 0,
-        device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N] (descriptor extraction).")] = "auto",
-    ):
-        """Reconstruct each photo collection with pycolmap and mine query/positive pairs from the 3D models.
-
-        Every sub-folder of IMAGES is a scene; photos directly in IMAGES are first clustered by global
-        descriptors. Positives share 3D points with the query (Radenović et al. ECCV 2016); each model is a
-        cluster, so training takes its hard negatives from other models. Scenes that do not reconstruct are
-        reported and skipped. The pairs are also the training set of `rkit whiten --method learned`.
-
-        Example: rkit sfm-mine photos/ -o tuples.h5 --models-dir sfm-models/
-        """
-        from retrievalkit.mining.colmap import SfmOptions
-        from retrievalkit.mining.sfm import sfm_mine
-
-        opts = SfmOptions(max_image_size=max_image_size, max_features=max_features, matcher=matcher,
-                          overlap=overlap, min_model_size=min_model_size, relaxed_init=relaxed_init,
-                          mapper_trials=mapper_trials,
-                          threads=threads, seed=seed,
-                          timeout=timeout).check()
-        dev = resolve_device(device)
-        reports = []
-        with progress_bar("sfm-mine scenes", None) as advance:
-            def on_scene(r):
-                reports.append(r)
-                if r.state == "failed" and not r.reused:
-                    info(f"[yellow]skipped[/] {r.scene} ({r.images} images): {r.reason}")
-
-            out = sfm_mine(images, output, models_dir=models_dir, options=opts, positive=positive,
-                           per_query=per_query, min_overlap=min_overlap, max_scale=max_scale,
-                           min_shared=min_shared, negatives=negatives, val_fraction=val_fraction, seed=seed,
-                           features=features, model=model, size=size, cluster_k=cluster_k,
-                           cluster_threshold=cluster_threshold, retry_failed=retry_failed, device=dev,
-                           progress=advance, on_scene=on_scene)
-        _summary(reports)
-        echo_path(out)
+    command(app, "sfm-mine", sfm_mine_cmd, renamed={
+        "--max-image-size": "--sift-size", "--cluster-k": "--graph-k",
+        "--threads": "COLMAP's threads are rkit's: give rkit --threads N before the command"})

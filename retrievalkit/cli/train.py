@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from retrievalkit.cli import options as opt
 from retrievalkit.cli.common import (
     default_command_group,
     echo_path,
@@ -18,6 +19,9 @@ from retrievalkit.cli.common import (
     resolve_device,
     state,
 )
+from retrievalkit.cli.options import command, config_from_options, default_of, refuse_inapplicable
+from retrievalkit.configs.train import TrainConfig
+from retrievalkit.errors import UsageError
 
 train_app = typer.Typer(
     cls=default_command_group("run"), no_args_is_help=True,
@@ -64,85 +68,112 @@ class _EpochBar:
             self.prog.__exit__(*exc)
 
 
-@train_app.command("run")
+_T = TrainConfig
+
+
+def _d(field: str) -> str:
+    return default_of(_T, field)
+
+
 @handle_errors
 def train_cmd(
     tuples: Annotated[Path, typer.Argument(help="Tuples file (rkit sfm-mine / manifold-mine / import-cirtorch).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Model file to write (after every epoch); "
-                                         "STEM.state.pt and STEM.log.json are written next to it.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Starting network: backbone name or model file.")]
-    = "efficientnet-lite0",
+    output: opt.output("Model file to write (after every epoch); STEM.state.pt and STEM.log.json are written next "
+                       "to it."),
+    model: opt.model(f"Starting network: backbone name or model file {_d('model')}.") = None,
     pooling: Annotated[str | None, typer.Option(help="Pooling (default: the model's, gem).")] = None,
-    p: Annotated[float | None, typer.Option(help="Initial GeM power (default: the model's, 3).")] = None,
-    whitening: Annotated[Path | None, typer.Option(help="Whitening file (rkit whiten) that initialises a "
-                                                      "whitening layer, trained along.")] = None,
-    loss: Annotated[str, typer.Option(help="contrastive, triplet or recall-k.")] = "contrastive",
+    p: Annotated[float | None, typer.Option("--p", help="Initial GeM power, > 0 (default: the model's, 3).")] = None,
+    whitening: opt.whitening("Whitening file (rkit whiten) that initialises a whitening layer, trained along.")
+    = None,
+    loss: Annotated[str | None, typer.Option(help=f"contrastive, triplet or recall-k {_d('loss')}.")] = None,
     margin: Annotated[float | None, typer.Option(help="Margin (default 0.7 contrastive, 0.1 triplet).")] = None,
-    ks: Annotated[str, typer.Option(help="recall-k: the k values averaged.")] = "1,2,4,8,16",
-    tau1: Annotated[float, typer.Option(help="recall-k: temperature of the recall sigmoid.")] = 1.0,
-    tau2: Annotated[float, typer.Option(help="recall-k: temperature of the rank sigmoid.")] = 0.01,
-    mixup: Annotated[bool, typer.Option(help="recall-k: similarity mixup (SiMix) virtual positives.")] = False,
-    epochs: Annotated[int, typer.Option(help="Epochs.")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Tuples per optimiser step.")] = 5,
-    query_size: Annotated[int, typer.Option(help="Training tuples drawn per epoch.")] = 2000,
-    pool_size: Annotated[int, typer.Option(help="Random images per epoch searched for hard negatives "
-                                           "(0: the tuples' fixed negatives).")] = 20000,
-    num_neg: Annotated[int, typer.Option(help="Hard negatives per tuple (one per cluster).")] = 5,
-    lr: Annotated[float, typer.Option(help="Learning rate (Adam); GeM p gets --pool-lr-mult times it.")] = 1e-6,
-    pool_lr_mult: Annotated[float, typer.Option(help="Learning-rate factor of GeM p.")] = 10.0,
-    weight_decay: Annotated[float, typer.Option(help="Weight decay.")] = 1e-6,
-    lr_decay: Annotated[float, typer.Option(help="Learning rate x exp(-LR_DECAY) after each epoch.")] = 0.01,
-    size: Annotated[int, typer.Option(help="Longer image side in pixels for training (0: original).")] = 362,
-    chunk: Annotated[int | None, typer.Option(help="Two-pass large batches: images embedded with a graph at "
-                                                 "once (memory flat in the batch size); default one pass.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed (tuple order, pools, initialisation).")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue from STEM.state.pt (same options; --epochs may grow).")]
-    = False,
-    images: Annotated[Path | None, typer.Option(help="Folder the tuples' names are relative to (default: "
-                                                   "the file's image_root).")] = None,
+    ks: Annotated[str | None, typer.Option(help=f"recall-k: the k values averaged {_d('ks')}.")] = None,
+    tau1: Annotated[float | None, typer.Option(help=f"recall-k: temperature of the recall sigmoid {_d('tau1')}.")]
+    = None,
+    tau2: Annotated[float | None, typer.Option(help=f"recall-k: temperature of the rank sigmoid {_d('tau2')}.")]
+    = None,
+    mixup: Annotated[bool | None, typer.Option("--mixup", help="recall-k: similarity mixup (SiMix) virtual "
+                                               "positives.")] = None,
+    epochs: Annotated[int | None, typer.Option(help=f"Epochs {_d('epochs')}.")] = None,
+    tuples_per_step: Annotated[int | None, typer.Option(help=f"Tuples per optimiser step {_d('tuples_per_step')}.")]
+    = None,
+    query_size: Annotated[int | None, typer.Option(help=f"Training tuples drawn per epoch {_d('query_size')}.")]
+    = None,
+    pool_size: Annotated[int | None, typer.Option(help="Random images per epoch searched for hard negatives "
+                                                  f"(0: the tuples' fixed negatives) {_d('pool_size')}.")] = None,
+    num_neg: Annotated[int | None, typer.Option(help=f"Hard negatives per tuple (one per cluster) {_d('num_neg')}.")]
+    = None,
+    lr: Annotated[float | None, typer.Option(help=f"Learning rate (Adam) {_d('lr')}; GeM p gets --pool-lr-mult "
+                                             "times it.")] = None,
+    pool_lr_mult: Annotated[float | None, typer.Option(help=f"Learning-rate factor of GeM p {_d('pool_lr_mult')}.")]
+    = None,
+    weight_decay: Annotated[float | None, typer.Option(help=f"Weight decay {_d('weight_decay')}.")] = None,
+    lr_decay: Annotated[float | None, typer.Option(help="Learning rate x exp(-LR_DECAY) after each epoch "
+                                                   f"{_d('lr_decay')}.")] = None,
+    size: opt.size(f"Longer image side in pixels for training (0: original) {_d('size')}.") = None,
+    batch_size: opt.batch_size("Images per forward pass: the step's tuples are embedded in two passes with "
+                               "memory flat in --tuples-per-step (the same gradient). Default: one pass.") = None,
+    seed: opt.seed(f"Random seed (tuple order, pools, initialisation) {_d('seed')}.") = None,
+    resume: opt.resume("Continue from STEM.state.pt (same options; --epochs may grow).") = None,
+    images: opt.images("Folder the tuples' names are relative to (default: the file's image_root).") = None,
     val_gnd: Annotated[Path | None, typer.Option(help="Ground truth to report mAP on after each epoch.")]
     = None,
     val_images: Annotated[Path | None, typer.Option(help="Image folder of --val-gnd.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
-    cache_images: Annotated[bool, typer.Option(help="Keep decoded training images in memory.")] = True,
+    device: opt.Device = None,
+    cache_images: Annotated[bool | None, typer.Option("--cache-images/--no-cache-images",
+                                                      help=f"Keep decoded training images in memory "
+                                                           f"{_d('cache_images')}.")] = None,
 ):
     """Fine-tune backbone + GeM (+ whitening) on tuples with hard negatives re-mined every epoch.
 
     Example: rkit train tuples.h5 -o model.pt --loss contrastive --epochs 20 --size 362 --lr 1e-6
+    Example: rkit train tuples.h5 -o model.pt --loss recall-k --tuples-per-step 64 --batch-size 16 --mixup
     """
-    from retrievalkit.train.loop import TrainConfig, parse_ks, train
+    from retrievalkit.train.loop import parse_ks, train
 
-    cfg = TrainConfig(model=model, pooling=pooling, p=p, whitening=str(whitening) if whitening else None, loss=loss,
-                      margin=margin, ks=parse_ks(ks), tau1=tau1, tau2=tau2, mixup=mixup, epochs=epochs,
-                      batch_size=batch_size, query_size=query_size, pool_size=pool_size, num_neg=num_neg, lr=lr,
-                      pool_lr_mult=pool_lr_mult, weight_decay=weight_decay, lr_decay=lr_decay, size=size or None,
-                      chunk=chunk, seed=seed, device=resolve_device(device),
-                      val_gnd=str(val_gnd) if val_gnd else None, val_images=str(val_images) if val_images else None,
-                      cache_images=cache_images)
+    cfg = config_from_options(
+        TrainConfig, model=model, pooling=pooling, p=p, whitening=str(whitening) if whitening else None, loss=loss,
+        margin=margin, ks=parse_ks(ks) if ks is not None else None, tau1=tau1, tau2=tau2, mixup=mixup,
+        epochs=epochs, tuples_per_step=tuples_per_step, query_size=query_size, pool_size=pool_size,
+        num_neg=num_neg, lr=lr, pool_lr_mult=pool_lr_mult, weight_decay=weight_decay, lr_decay=lr_decay,
+        size=size, batch_size=batch_size, seed=seed, val_gnd=str(val_gnd) if val_gnd else None,
+        val_images=str(val_images) if val_images else None, cache_images=cache_images)
+    cfg.size = cfg.size or None
+    if cfg.loss != "recall-k":
+        refuse_inapplicable(f"--loss {cfg.loss} (it is an option of --loss recall-k)",
+                            {"--ks": ks, "--tau1": tau1, "--tau2": tau2, "--mixup": mixup})
+    else:
+        refuse_inapplicable("--loss recall-k (it is an option of the tuple losses)", {"--margin": margin})
+    if cfg.batch_size is not None and cfg.batch_size > cfg.tuples_per_step * (2 + cfg.num_neg):
+        raise UsageError(f"--batch-size {cfg.batch_size} is images per forward pass, more than a step of "
+                         f"--tuples-per-step {cfg.tuples_per_step} holds; tuples per step were --batch-size before")
+    cfg.device = resolve_device(device)
     bar = _EpochBar()
     with bar if bar.enabled else nullcontext():
-        out = train(tuples, output, cfg, images=images, resume=resume, events=bar)
+        out = train(tuples, output, cfg, images=images, resume=bool(resume), events=bar)
     echo_path(out)
 
 
-@train_app.command("import-cirtorch")
 @handle_errors
 def import_cmd(
     pkl: Annotated[Path, typer.Argument(help="cirtorch retrieval-SfM-120k.pkl / retrieval-SfM-30k.pkl.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Tuples file to write (.h5).")],
-    image_root: Annotated[str, typer.Option(help="Folder holding cirtorch's ims/ tree (stored in the file).")]
-    = "",
+    output: opt.output("Tuples file to write (.h5)."),
+    images: Annotated[str, typer.Option("--images", help="Folder holding cirtorch's ims/ tree (stored in the "
+                                        "file).")] = "",
     val: Annotated[bool, typer.Option(help="Keep the 'val' split as held-out pairs.")] = True,
     layout: Annotated[str, typer.Option(help="Image names: cirtorch (ab/cd/ef/CID) or flat (CID).")] = "cirtorch",
 ):
     """Convert cirtorch training data (cids, cluster, qidxs, pidxs) to a tuples file for rkit train / whiten.
 
-    Example: rkit train import-cirtorch retrieval-SfM-120k.pkl --image-root data/train/retrieval-SfM-120k/ims -o t.h5
+    Example: rkit train import-cirtorch retrieval-SfM-120k.pkl --images data/train/retrieval-SfM-120k/ims -o t.h5
     """
     from retrievalkit.train.cirtorch_import import import_cirtorch
 
-    echo_path(import_cirtorch(pkl, output, image_root, val=val, layout=layout))
+    echo_path(import_cirtorch(pkl, output, images, val=val, layout=layout))
 
 
 def register(app: typer.Typer) -> None:
+    command(train_app, "run", train_cmd, renamed={"--chunk": "--batch-size (images per forward pass; tuples per "
+                                                              "optimiser step are --tuples-per-step)"})
+    command(train_app, "import-cirtorch", import_cmd, renamed={"--image-root": "--images"})
     app.add_typer(train_app, name="train")

@@ -7,7 +7,10 @@ from typing import Annotated
 
 import typer
 
+from retrievalkit.cli import options as opt
 from retrievalkit.cli.common import default_command_group, echo_path, handle_errors, info
+from retrievalkit.cli.options import command, config_from_options, default_of, refuse_inapplicable
+from retrievalkit.configs.whiten import ApplyWhiteningConfig, WhitenConfig
 
 whiten_app = typer.Typer(
     cls=default_command_group("learn"), no_args_is_help=True,
@@ -15,20 +18,22 @@ whiten_app = typer.Typer(
          "(rkit whiten apply FEATS.h5 --whitening whiten.h5 -o feats.w.h5). Options: rkit whiten learn --help.")
 
 
-@whiten_app.command("learn")
 @handle_errors
 def learn_cmd(
-    features: Annotated[Path, typer.Argument(help="Features file (rkit extract) to learn from.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Whitening file to write (.h5).")],
-    method: Annotated[str, typer.Option(help="pca: PCA whitening of the features; learned: supervised whitening "
-                                        "from the query/positive pairs of --tuples (Radenović et al.).")] = "pca",
-    tuples: Annotated[Path | None, typer.Option(help="Tuples file (sfm-mine/manifold-mine) whose pairs train "
-                                                   "--method learned; names are matched to the features'.")] = None,
-    dim: Annotated[int | None, typer.Option(help="Output dimension (keep the top components).")] = None,
-    shrinkage: Annotated[float, typer.Option(help="Shrink the covariance towards a scaled identity, in [0, 1] "
-                                             "(needed when pairs are fewer than dimensions).")] = 0.0,
-    power: Annotated[float, typer.Option(help="--method pca: eigenvalue power (0.5 full whitening, 0 plain "
-                                         "PCA).")] = 0.5,
+    features: opt.input_file("Features file (rkit extract) to learn from."),
+    output: opt.output("Whitening file to write (.h5)."),
+    method: opt.method("pca: PCA whitening of the features; learned: supervised whitening from the "
+                       f"query/positive pairs of --tuples (Radenović et al.) {default_of(WhitenConfig, 'method')}.")
+    = None,
+    tuples: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="--method learned: tuples file "
+                                                   "(sfm-mine/manifold-mine) whose pairs train it; names are matched "
+                                                   "to the features'.")] = None,
+    dim: opt.dim("Output dimension (keep the top components; default: all).") = None,
+    shrinkage: opt.shrinkage("Shrink the covariance towards a scaled identity, in [0, 1] (needed when pairs are "
+                             f"fewer than dimensions) {default_of(WhitenConfig, 'shrinkage')}.") = None,
+    power: Annotated[float | None, typer.Option(help="--method pca: eigenvalue power in [0, 1] (0.5 full "
+                                                f"whitening, 0 plain PCA) {default_of(WhitenConfig, 'power')}.")]
+    = None,
 ):
     """Learn a whitening (mean m and projection P; x -> l2n(P (x - m))) and write it.
 
@@ -36,18 +41,24 @@ def learn_cmd(
     """
     from retrievalkit.whiten.stage import learn_whitening
 
-    out = learn_whitening(features, output, method=method, tuples=tuples, dim=dim, shrinkage=shrinkage, power=power)
-    info(f"wrote {method} whitening to {out}")
+    cfg = config_from_options(WhitenConfig, method=method, dim=dim, shrinkage=shrinkage, power=power)
+    if cfg.method == "pca":
+        refuse_inapplicable("--method pca (it is an option of --method learned)", {"--tuples": tuples})
+    else:
+        refuse_inapplicable("--method learned (it is an option of --method pca)", {"--power": power})
+    out = learn_whitening(features, output, method=cfg.method, tuples=tuples, dim=cfg.dim, shrinkage=cfg.shrinkage,
+                          power=cfg.power)
+    info(f"wrote {cfg.method} whitening to {out}")
     echo_path(out)
 
 
-@whiten_app.command("apply")
 @handle_errors
 def apply_cmd(
-    features: Annotated[Path, typer.Argument(help="Features file to whiten.")],
-    whitening: Annotated[Path, typer.Option("--whitening", "-w", help="Whitening file (rkit whiten).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Whitened features file to write.")],
-    dim: Annotated[int | None, typer.Option(help="Keep only the first DIM whitened dimensions.")] = None,
+    features: opt.input_file("Features file to whiten."),
+    whitening: Annotated[Path, typer.Option("--whitening", exists=True, dir_okay=False,
+                                            help="Whitening file (rkit whiten).")],
+    output: opt.output("Whitened features file to write."),
+    dim: opt.dim("Keep only the first DIM whitened dimensions (default: all).") = None,
 ):
     """Whiten every vector of a features file and L2-normalise it again.
 
@@ -55,8 +66,11 @@ def apply_cmd(
     """
     from retrievalkit.whiten.stage import apply_whitening_file
 
-    echo_path(apply_whitening_file(features, whitening, output, dim=dim))
+    cfg = config_from_options(ApplyWhiteningConfig, dim=dim)
+    echo_path(apply_whitening_file(features, whitening, output, dim=cfg.dim))
 
 
 def register(app: typer.Typer) -> None:
+    command(whiten_app, "learn", learn_cmd)
+    command(whiten_app, "apply", apply_cmd, renamed={"-w": "--whitening"})
     app.add_typer(whiten_app, name="whiten")

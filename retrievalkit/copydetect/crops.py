@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from retrievalkit.configs.copydetect import COMBINE  # noqa: F401  (re-exported)
 from retrievalkit.errors import UsageError
 from retrievalkit.images.decode import ImageReadError, load_image, resize_longer
 from retrievalkit.images.loader import iterate_quietly
@@ -33,7 +34,6 @@ VIEWS: dict[str, list[tuple[float, float, float, float]]] = {
     "center": [((1 - _S) / 2, (1 - _S) / 2, (1 + _S) / 2, (1 + _S) / 2)],
     "grid": [(0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 1.0, 0.5), (0.0, 0.5, 0.5, 1.0), (0.5, 0.5, 1.0, 1.0)],
 }
-COMBINE = ("max", "mean")
 
 
 def parse_views(text: str | Sequence[str]) -> list[tuple[float, float, float, float]]:

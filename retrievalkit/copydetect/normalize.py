@@ -25,11 +25,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from retrievalkit.configs.copydetect import STATS  # noqa: F401  (re-exported)
 from retrievalkit.errors import UsageError
 from retrievalkit.neighbours import Neighbours
 from retrievalkit.search import search_ip
-
-STATS = ("mean", "kth")
 
 
 def background_similarity(xq: np.ndarray, xt: np.ndarray, k: int = 3, stat: str = "mean", block: int = 4096,

@@ -15,8 +15,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from retrievalkit.copydetect.crops import COMBINE, VIEWS, combine_mean, describe_views, parse_views
-from retrievalkit.copydetect.normalize import STATS, augment_for_l2, background_similarity, normalized_search
+from retrievalkit.configs.copydetect import CopyDetectConfig
+from retrievalkit.copydetect.crops import VIEWS, combine_mean, describe_views, parse_views
+from retrievalkit.copydetect.normalize import augment_for_l2, background_similarity, normalized_search
 from retrievalkit.copydetect.pca import PCAWhitening, fit_pca_whitening
 from retrievalkit.copydetect.submission import (
     MAX_DESCRIPTOR_DIM,
@@ -26,7 +27,7 @@ from retrievalkit.copydetect.submission import (
     write_descriptors,
     write_matches_csv,
 )
-from retrievalkit.copydetect.verify import VerifyConfig, verify_candidates
+from retrievalkit.copydetect.verify import verify_candidates
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.images.discover import find_images
 from retrievalkit.io.output import writes_output
@@ -40,61 +41,6 @@ OnPhase = Callable[[str, int], None] | None
 def _phase(on_phase: OnPhase, description: str, total: int) -> None:
     if on_phase:
         on_phase(description, total)
-
-
-@dataclass
-class CopyDetectConfig:
-    """Every setting of a copy-detection run (the defaults are the literature's, not tuned on any dev set).
-
-    Attributes:
-        model, weights, size, scales: the global descriptor (backbone name or model file; longer side in pixels).
-        query_views: views of each query (``full``, ``center``, ``grid``; see :mod:`.crops`).
-        combine: ``max`` (best view per reference) or ``mean`` (one averaged descriptor).
-        pca_dim: PCA-whitening dimension learned on the training images (0: off). pca_shrink: covariance
-            shrinkage towards a scaled identity, in [0, 1].
-        norm_beta, norm_k, norm_stat: score normalisation s' = s − β·b(q) (β = 0: off), SSCD's β=1, mean of top 3.
-        max_per_query, max_rows: rows kept per query and overall (matching track).
-        verify: local verification settings, or None.
-    """
-
-    model: str = "efficientnet-lite0"
-    weights: str | None = None
-    size: int | None = 320
-    scales: tuple[float, ...] = (1.0,)
-    query_views: str = "full"
-    combine: str = "max"
-    pca_dim: int = 256
-    pca_shrink: float = 0.0
-    norm_beta: float = 1.0
-    norm_k: int = 3
-    norm_stat: str = "mean"
-    max_per_query: int = 10
-    max_rows: int | None = None
-    verify: VerifyConfig | None = None
-    device: str = "cpu"
-    workers: int = 2
-    block: int = 4096
-    extra: dict = field(default_factory=dict)
-
-    def check(self) -> None:
-        parse_views(self.query_views)
-        if self.combine not in COMBINE:
-            raise UsageError(f"--combine {self.combine!r}: expected one of {', '.join(COMBINE)}")
-        if self.norm_stat not in STATS:
-            raise UsageError(f"--norm-stat {self.norm_stat!r}: expected one of {', '.join(STATS)}")
-        if self.norm_beta < 0 or self.norm_k < 1:
-            raise UsageError("--norm-beta must be >= 0 and --norm-k >= 1")
-        if self.pca_dim < 0 or not 0 <= self.pca_shrink <= 1:
-            raise UsageError("--pca-dim must be >= 0 and --pca-shrink in [0, 1]")
-        if self.max_per_query < 1 or (self.max_rows is not None and self.max_rows < 1):
-            raise UsageError("--max-per-query and --max-rows must be at least 1")
-        if self.verify is not None:
-            self.verify.check()
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["scales"] = list(self.scales)
-        return d
 
 
 @dataclass
@@ -158,12 +104,11 @@ def aggregate_views(owner: np.ndarray, D: np.ndarray, I: np.ndarray, n: int, k: 
 
 
 def learn_whitening(xt: np.ndarray | None, cfg: CopyDetectConfig, max_dim: int | None = None) -> PCAWhitening | None:
-    if not cfg.pca_dim:
+    cfg = cfg.resolved(xt is not None)
+    if not cfg.dim:
         return None
-    if xt is None:
-        raise UsageError("PCA-whitening is learned on the training images: give --training, or --pca-dim 0")
-    dim = cfg.pca_dim if max_dim is None else min(cfg.pca_dim, max_dim)
-    return fit_pca_whitening(xt, dim, cfg.pca_shrink)
+    dim = cfg.dim if max_dim is None else min(cfg.dim, max_dim)
+    return fit_pca_whitening(xt, dim, cfg.shrinkage)
 
 
 class Candidates(NamedTuple):
@@ -184,6 +129,7 @@ def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig, progr
     """
     xq, xr = q.vectors, r.vectors
     xt = t.vectors if t is not None else None
+    cfg = cfg.resolved(xt is not None)
     info: dict = {}
     w = learn_whitening(xt, cfg)
     if w is not None:
@@ -195,10 +141,10 @@ def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig, progr
         owner = np.arange(nq)
     else:
         owner = q.owner
-    k = max(cfg.max_per_query, cfg.verify.top if cfg.verify else 0)
+    k = max(cfg.top_k, cfg.verify.top if cfg.verify else 0)
     beta = cfg.norm_beta if xt is not None else 0.0
     _phase(on_phase, "search", xq.shape[0])
-    Dr, Ir = normalized_search(xq, xr, k, xt, beta, cfg.norm_k, cfg.norm_stat, block=cfg.block,
+    Dr, Ir = normalized_search(xq, xr, k, xt, beta, cfg.norm_k, cfg.norm_stat, block=cfg.block_size,
                                device=cfg.device, progress=progress)
     D, I = aggregate_views(owner, Dr, Ir, nq, min(k, xr.shape[0]))
     if cfg.verify is not None and cfg.verify.top > 0:
@@ -222,16 +168,17 @@ def descriptor_track(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig) ->
         raise BadInputError(f"{r.source}: several vectors per reference; the descriptor track needs one per image")
     xr = r.vectors
     xt = t.vectors if t is not None else None
+    cfg = cfg.resolved(xt is not None)
     normalise = xt is not None and cfg.norm_beta > 0
     w = learn_whitening(xt, cfg, MAX_DESCRIPTOR_DIM - (1 if normalise else 0))
     if w is not None:
         xq, xr, xt = w.apply(xq), w.apply(xr), w.apply(xt)
     if normalise:
-        bias = background_similarity(xq, xt, cfg.norm_k, cfg.norm_stat, block=cfg.block, device=cfg.device)
+        bias = background_similarity(xq, xt, cfg.norm_k, cfg.norm_stat, block=cfg.block_size, device=cfg.device)
         xq, xr = augment_for_l2(xq, xr, bias, cfg.norm_beta)
     if xq.shape[1] > MAX_DESCRIPTOR_DIM:
         raise UsageError(f"descriptor track: {xq.shape[1]}-d descriptors but at most {MAX_DESCRIPTOR_DIM} are "
-                         "allowed; keep PCA-whitening on (--pca-dim 256, needs --training)")
+                         "allowed; keep PCA-whitening on (--dim 256, needs --training)")
     return xq, xr
 
 
@@ -320,7 +267,7 @@ def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, train
     Returns:
         (matches CSV path or None, descriptors path or None).
     """
-    cfg = cfg or CopyDetectConfig()
+    cfg = (cfg or CopyDetectConfig()).resolved(training is not None)
     cfg.check()
     if output is None and descriptors is None:
         raise UsageError("nothing to write: give -o matches.csv (matching track) and/or --descriptors desc.h5")
@@ -335,7 +282,7 @@ def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, train
     out_csv = out_h5 = None
     if output is not None:
         D, I, _ = match_queries(q, r, t, cfg, progress, on_phase)
-        m: Matches = select_matches(q.ids, r.ids, D, I, cfg.max_per_query, cfg.max_rows)
+        m: Matches = select_matches(q.ids, r.ids, D, I, cfg.top_k, cfg.max_rows)
         out_csv = write_matches_csv(output, m)
     if descriptors is not None:
         xq, xr = descriptor_track(q, r, t, cfg)

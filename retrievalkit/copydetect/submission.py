@@ -61,7 +61,7 @@ def select_matches(query_ids: Sequence[str], ref_ids: Sequence[str], D: np.ndarr
         max_per_query: best rows kept per query. max_rows: best rows kept over all queries (None: no limit).
     """
     if max_per_query < 1:
-        raise UsageError(f"--max-per-query {max_per_query}: must be at least 1")
+        raise UsageError(f"--top-k {max_per_query}: must be at least 1")
     if max_rows is not None and max_rows < 1:
         raise UsageError(f"--max-rows {max_rows}: must be at least 1")
     I = np.asarray(I)

@@ -21,42 +21,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from retrievalkit.errors import UsageError
+from retrievalkit.configs.copydetect import VerifyConfig
 from retrievalkit.extract.sift import sift_features
 from retrievalkit.images.decode import ImageReadError, load_image, resize_longer
 from retrievalkit.verify.geometry import MIN_MATCHES
 from retrievalkit.verify.rerank import VerifyParams, count_inliers
-
-
-@dataclass(frozen=True)
-class VerifyConfig(VerifyParams):
-    """Settings of local verification of copy candidates: the spatial check's :class:`VerifyParams` with copy
-    detection's defaults (literature values: Lowe's ratio 0.8, a few pixels of RANSAC error), plus the
-    candidates, image size and score bonus."""
-
-    method: str = "affine"   # crops, scaling, rotation, shear, overlays
-    ratio: float | None = 0.8  # Lowe's ratio test
-    threshold: float | None = 5.0  # RANSAC reprojection threshold at ``size`` pixels
-    min_inliers: int = 12    # fewer inliers count as no geometric evidence
-    top: int = 10            # candidates per query to verify
-    size: int = 512          # longer image side for SIFT
-    max_keypoints: int = 1000
-    half: float = 20.0       # inliers at which half of the bonus is given
-    bonus: float = 1.0       # bonus for a saturated match (global scores live in about [-1, 1])
-    flip: bool = True        # also try the mirrored query
-
-    def check(self) -> None:
-        if self.top < 0 or self.size < 32 or self.max_keypoints < 8 or not 0 < (self.ratio or 1) <= 1:
-            raise UsageError("verification: need --verify-top >= 0, size >= 32, keypoints >= 8, 0 < ratio <= 1")
-        if self.min_inliers < 4 or self.half <= 0 or self.bonus < 0:
-            raise UsageError("verification: need min_inliers >= 4, half > 0 and bonus >= 0")
-        if self.method not in MIN_MATCHES or self.view_tilts:
-            raise UsageError(f"verification: method must be one of {', '.join(MIN_MATCHES)}, without view tilts")
 
 
 class LocalMatcher:

@@ -20,57 +20,17 @@ label (confidence and weight 1). Images the diffusion does not reach (another gr
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from retrievalkit.diffusion.cg import cg_solve_torch, check_alpha, sparse_operator
+from retrievalkit.configs.diffusion import PropagationConfig
+from retrievalkit.diffusion.cg import cg_solve_torch, sparse_operator
 from retrievalkit.diffusion.graph import affinity_from_knn, graph_from_vectors, normalize_symmetric
-from retrievalkit.diffusion.rank import auto_graph_k
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.neighbours import Neighbours
-
-
-@dataclass
-class PropagationConfig:
-    """Settings of ``rkit propagate``; ``graph_k=None``: 1 % of the images within [5, 50] (as ``rkit diffuse``)."""
-
-    graph_k: int | None = None
-    mutual: bool = True
-    gamma: float = 3.0
-    alpha: float = 0.99
-    iters: int = 20
-    tol: float = 1e-6
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def check(self) -> None:
-        """Refuse invalid settings (before any file is read)."""
-        check_alpha(self.alpha)
-        if self.iters < 1:
-            raise UsageError(f"--iters {self.iters}: must be at least 1")
-        if self.gamma <= 0:
-            raise UsageError(f"--gamma {self.gamma}: must be positive")
-        if self.graph_k is not None and self.graph_k < 1:
-            raise UsageError(f"--graph-k {self.graph_k}: must be at least 1")
-
-    def resolve(self, n: int, graph_k_available: int | None = None) -> PropagationConfig:
-        """Validated copy with the automatic graph k filled for ``n`` images."""
-        self.check()
-        out = dataclasses.replace(self)
-        if out.graph_k is None:
-            out.graph_k = auto_graph_k(n)
-            if graph_k_available is not None:
-                out.graph_k = min(out.graph_k, graph_k_available)
-        elif graph_k_available is not None and out.graph_k > graph_k_available:
-            raise UsageError(f"--graph-k {out.graph_k}: the graph file only has {graph_k_available} neighbours per "
-                             f"item; rebuild it with `rkit index knn -k {out.graph_k}` or lower --graph-k")
-        out.graph_k = int(min(out.graph_k, max(1, n - 1)))
-        return out
 
 
 @dataclass

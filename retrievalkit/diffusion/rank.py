@@ -15,49 +15,19 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from retrievalkit.diffusion.cg import cg_solve_torch, check_alpha, sparse_operator
+from retrievalkit.configs.diffusion import DiffusionConfig
+from retrievalkit.diffusion.cg import cg_solve_torch, sparse_operator
 from retrievalkit.diffusion.graph import affinity_from_knn, graph_from_vectors, normalize_symmetric
 from retrievalkit.diffusion.hybrid import HybridSolver
 from retrievalkit.diffusion.qe import alpha_dba, weighted_expansion
 from retrievalkit.diffusion.query import query_weights
-from retrievalkit.diffusion.regions import POOLS, pool_rows
+from retrievalkit.diffusion.regions import pool_rows
 from retrievalkit.diffusion.spectral import spectral_filter, spectral_rank, top_eigenpairs
 from retrievalkit.diffusion.truncated import truncated_solve
 from retrievalkit.errors import UsageError
 from retrievalkit.neighbours import Neighbours
 
-METHODS = ("cg", "truncated", "spectral", "hybrid", "none")
-EXPANSIONS = ("none", "aqe", "alpha-qe")
 REACHED = 1e-6  # diffusion scores below this fraction of a query's best count as "not reached"
-
-
-@dataclass
-class DiffusionConfig:
-    """Settings of one diffusion run. ``None`` means "choose from the collection" (see :func:`resolve_config`)."""
-
-    method: str = "cg"
-    qe: str = "none"
-    qe_n: int = 10
-    qe_alpha: float = 3.0
-    dba: bool = False
-    dba_k: int = 10
-    dba_alpha: float = 3.0
-    graph_k: int | None = None
-    mutual: bool = True
-    gamma: float = 3.0
-    alpha: float = 0.99
-    query_k: int = 10
-    iters: int = 20
-    tol: float = 1e-6
-    trunc_n: int = 1000
-    rank: int | None = None
-    fuse: float | None = None
-    pool: str = "max"
-    topk: int = 1000
-    block: int | None = None
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 LITERATURE_SCALE = 5000  # Oxford5k / Paris6k: the smallest collections the published defaults were tuned on
@@ -84,29 +54,12 @@ def auto_fuse(n_nodes: int) -> float:
 
 def resolve_config(cfg: DiffusionConfig, n_nodes: int, graph_k_available: int | None = None) -> DiffusionConfig:
     """Validate ``cfg`` and fill the automatic settings for a graph of ``n_nodes`` database vectors."""
-    if cfg.method not in METHODS:
-        raise UsageError(f"--method {cfg.method!r}: expected one of {', '.join(METHODS)}")
-    if cfg.qe not in EXPANSIONS:
-        raise UsageError(f"--qe {cfg.qe!r}: expected one of {', '.join(EXPANSIONS)}")
-    if cfg.pool not in POOLS:
-        raise UsageError(f"--pool {cfg.pool!r}: expected one of {', '.join(POOLS)}")
-    check_alpha(cfg.alpha)
-    for name in ("qe_n", "dba_k", "query_k", "iters", "trunc_n", "topk"):
-        if name == "iters" and cfg.method == "hybrid" and cfg.iters == 0:
-            continue  # hybrid with 0 iterations is the spectral part alone
-        if getattr(cfg, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: must be at least 1")
-    if cfg.gamma <= 0:
-        raise UsageError(f"--gamma {cfg.gamma}: must be positive")
-    if cfg.fuse is not None and not 0.0 <= cfg.fuse <= 1.0:
-        raise UsageError(f"--fuse {cfg.fuse}: must lie in [0, 1]")
+    cfg.__post_init__()  # the ranges, also after fields were changed in place
     out = dataclasses.replace(cfg)
     if out.graph_k is None:
         out.graph_k = auto_graph_k(n_nodes)
         if graph_k_available is not None:
             out.graph_k = min(out.graph_k, graph_k_available)
-    elif out.graph_k < 1:
-        raise UsageError(f"--graph-k {out.graph_k}: must be at least 1")
     elif graph_k_available is not None and out.graph_k > graph_k_available:
         raise UsageError(f"--graph-k {out.graph_k}: the graph file only has {graph_k_available} neighbours per item; "
                          f"rebuild it with `rkit index knn -k {out.graph_k}` or lower --graph-k")
@@ -190,9 +143,9 @@ def diffusion_ranking(xb: np.ndarray, xq: np.ndarray, cfg: DiffusionConfig,
             U_t = torch.from_numpy(np.ascontiguousarray(U, dtype=np.float32)).to(device)
             h_t = torch.from_numpy(spectral_filter(lam, cfg.alpha)).to(device)
 
-    K = int(min(cfg.topk, n_db))
+    K = int(min(cfg.top_k, n_db))
     groups = _group_rows(q_owner, n_q)
-    block = cfg.block or int(max(1, min(256, (2**30) // max(1, 24 * m))))
+    block = cfg.block_size or int(max(1, min(256, (2**30) // max(1, 24 * m))))
     I_out = np.full((n_q, K), -1, dtype=np.int64)
     D_out = np.zeros((n_q, K), dtype=np.float32)
     for s in range(0, n_q, block):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from retrievalkit.configs.diffusion import POOLS
 from retrievalkit.errors import UsageError
-
-POOLS = ("max", "sum")
 
 
 def pool_rows(F: torch.Tensor, owner: np.ndarray | None, n_images: int, mode: str = "max") -> torch.Tensor:

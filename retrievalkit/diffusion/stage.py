@@ -95,9 +95,13 @@ def diffuse(database: str | os.PathLike, queries: str | os.PathLike, output: str
     return write_ranks(output, Ranks(q.names, db.names, I, D, conf), inputs=inputs)
 
 
+_D = DiffusionConfig()
+
+
 @writes_output("output", inputs=("database", "graph"))
 def prepare_spectral(database: str | os.PathLike, output: str | os.PathLike, graph: str | os.PathLike | None = None,
-                     rank: int | None = None, graph_k: int | None = None, mutual: bool = True, gamma: float = 3.0,
+                     rank: int | None = _D.rank, graph_k: int | None = _D.graph_k, mutual: bool = _D.mutual,
+                     gamma: float = _D.gamma,
                      device: str = "cpu") -> Path:
     """Offline part of Fast Spectral Ranking: the top-``rank`` eigenpairs of S, written to an ``rkit/spectral`` file."""
     db = _read_database(database)

@@ -9,12 +9,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from retrievalkit.configs.extract import GlobalExtractConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.extract.inputs import resolve_inputs
 from retrievalkit.images.discover import select_shard
 from retrievalkit.images.loader import ImageDataset, group_same_shape, iter_images
 from retrievalkit.io.features import FeaturesWriter
 from retrievalkit.io.output import writes_output
+
+_G = GlobalExtractConfig()
 
 
 def build_network(model: str = "efficientnet-lite0", weights: str | None = None, pooling: str | None = None,
@@ -64,25 +67,25 @@ def extract_global(
     images: str | os.PathLike,
     output: str | os.PathLike,
     *,
-    model: str = "efficientnet-lite0",
-    weights: str | None = None,
-    pooling: str | None = None,
-    p: float | None = None,
-    whitening: str | None = None,
-    size: int | None = 512,
-    scales: Sequence[float] = (1.0,),
+    model: str = _G.model,
+    weights: str | None = _G.weights,
+    pooling: str | None = _G.pooling,
+    p: float | None = _G.p,
+    whitening: str | None = _G.whitening,
+    size: int | None = _G.size,
+    scales: Sequence[float] = _G.scales,
     device: str = "cpu",
-    batch_size: int = 1,
-    workers: int = 2,
+    batch_size: int = _G.batch_size,
+    workers: int = _G.workers,
     list_file: str | os.PathLike | None = None,
     gnd: str | os.PathLike | None = None,
     split: str | None = None,
     use_boxes: bool = True,
     resume: bool = False,
     shard: tuple[int, int] | None = None,
-    half: bool = False,
-    upscale: bool = False,
-    regions: bool = False,
+    half: bool = _G.half,
+    upscale: bool = _G.upscale,
+    regions: bool = _G.regions,
     flush_every: int = 64,
     progress: Callable[[int], None] | None = None,
     on_failure: Callable[[str, str], None] | None = None,
@@ -94,6 +97,10 @@ def extract_global(
     With ``shard=(i, n)`` only the i-th of n contiguous blocks of the sorted names is processed;
     ``rkit merge`` joins the shard outputs.
     """
+    GlobalExtractConfig(model=model, weights=weights, pooling=pooling, p=p, whitening=whitening, size=size,
+                        scales=tuple(scales), batch_size=batch_size, workers=workers, half=half, upscale=upscale,
+                        regions=regions)  # checks the ranges
+    size = size or None
     _check_args(batch_size, workers, size)
     names, boxes = resolve_inputs(images, list_file, gnd, split, use_boxes)
     start, stop = select_shard(names, shard)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrievalkit.configs.extract import LOCAL_LAYERS, LOCAL_METHODS, LOCAL_SCALES, LocalExtractConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.extract.inputs import resolve_inputs
 from retrievalkit.extract.local_deep import DEFAULT_SCALES, HOW_SCALES, LocalBackbone, deep_locals, how_select
@@ -26,9 +27,9 @@ from retrievalkit.io.locals import pack_locals, pca_id, read_locals_pca, write_l
 from retrievalkit.io.output import writes_output
 from retrievalkit.whiten.core import apply_whitening, pca_whitening
 
-METHODS = ("deep", "sift")
+METHODS = LOCAL_METHODS
 #: ``layer`` values: ``auto`` or a feature tap the backbone declares (``head``; ``s16`` where offered)
-LAYERS = ("auto", "head", "s16")
+LAYERS = LOCAL_LAYERS
 #: eigenvalue ridge of the deep locals' PCA-whitening (× the largest eigenvalue)
 PCA_RIDGE = 1e-6
 #: descriptors sampled at most to learn the PCA-whitening
@@ -170,21 +171,24 @@ def describe_images(sel: Sequence[int], names: list[str], describe: Describer, w
     return pack_locals(out_names, per_image, dim, np.array(sizes).reshape(-1, 2), config, failed)
 
 
+_L = LocalExtractConfig()
+
+
 @writes_output("output", inputs=("images", "list_file", "gnd", "weights", "model", "pca"))
 def extract_local(
     images: str | os.PathLike,
     output: str | os.PathLike,
     *,
-    method: str = "deep",
-    model: str = "efficientnet-lite0",
-    weights: str | None = None,
-    layer: str = "auto",
-    size: int | None = 1024,
-    scales: Sequence[float] = DEFAULT_SCALES,
-    max_features: int = 1000,
+    method: str = _L.method,
+    model: str = _L.model,
+    weights: str | None = _L.weights,
+    layer: str = _L.layer,
+    size: int | None = _L.size,
+    scales: Sequence[float] = _L.scales,
+    max_features: int = _L.max_features,
     smooth: bool = True,
     pca: str | os.PathLike | None = None,
-    pca_dim: int = 128,
+    pca_dim: int = _L.dim,
     pca_images: int = 200,
     gnd: str | os.PathLike | None = None,
     split: str | None = None,
@@ -192,7 +196,7 @@ def extract_local(
     list_file: str | os.PathLike | None = None,
     shard: tuple[int, int] | None = None,
     device: str = "cpu",
-    half: bool = False,
+    half: bool = _L.half,
     progress: Callable[[int], None] | None = None,
     on_failure: Callable[[str, str], None] | None = None,
 ) -> Path:
@@ -210,6 +214,9 @@ def extract_local(
         the output path. Unreadable images go to the ``failed`` list (and ``on_failure``); an image without
         features (blank) gets an empty slice.
     """
+    LocalExtractConfig(method=method, model=model, weights=weights, layer=layer, size=size, scales=tuple(scales),
+                       max_features=max_features, dim=pca_dim, half=half)  # checks the ranges
+    size = size or None
     _check_args(method, max_features, size)
     root = Path(images)
     names, boxes = resolve_inputs(images, list_file, gnd, split, use_boxes)

@@ -8,11 +8,14 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from retrievalkit.configs.extract import GlobalExtractConfig
 from retrievalkit.errors import UsageError
 
 MS3 = [1.0, 0.7071, 0.5]
 
-DEFAULTS: dict[str, Any] = {"model": "efficientnet-lite0", "pooling": None, "size": 512, "scales": [1.0]}
+_G = GlobalExtractConfig()
+#: what a preset starts from: the stage config's defaults
+DEFAULTS: dict[str, Any] = {"model": _G.model, "pooling": _G.pooling, "size": _G.size, "scales": list(_G.scales)}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the off-the-shelf baseline of ../shared/data/README.md

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from retrievalkit.configs.mining import ManifoldMineConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io.output import writes_output
 
@@ -196,12 +197,16 @@ def to_tuples_arrays(mined: MinedSets) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return np.asarray(qs, np.int64), np.asarray(ps, np.int64), nidx
 
 
+_M = ManifoldMineConfig()
+
+
 @writes_output("output", inputs=("features", "graph"))
 def manifold_mine(features: str | os.PathLike, graph: str | os.PathLike, output: str | os.PathLike, *,
-                  method: str = "manifold", n_anchors: int = 100, k_pos: int = 10, k_neg: int = 10,
-                  max_pos: int = 0, max_neg: int = 0, gamma: float = 3.0, alpha: float = 0.99, iters: int = 20,
-                  mutual: bool = False, graph_k: int | None = None, batch: int = 256, device: str = "cpu",
-                  seed: int = 0, progress: Callable[[int], None] | None = None) -> Path:
+                  method: str = _M.method, n_anchors: int = _M.anchors, k_pos: int = _M.k_pos,
+                  k_neg: int = _M.k_neg, max_pos: int = _M.max_pos, max_neg: int = _M.max_neg,
+                  gamma: float = _M.gamma, alpha: float = _M.alpha, iters: int = _M.iters, mutual: bool = _M.mutual,
+                  graph_k: int | None = _M.graph_k, batch: int = _M.block_size, device: str = "cpu",
+                  seed: int = _M.seed, progress: Callable[[int], None] | None = None) -> Path:
     """Mine tuples from a features file and its kNN graph; write a tuples file and return its path.
 
     ``cluster`` is -1 for every image (no labels): the tuples carry their negatives in ``nidx``.

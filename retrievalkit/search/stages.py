@@ -6,7 +6,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.configs.search import KnnConfig, SearchConfig
+from retrievalkit.errors import BadInputError
 from retrievalkit.io import KnnGraph, Ranks, read_features, write_knn, write_ranks
 from retrievalkit.io.output import writes_output
 from retrievalkit.search.exact import knn_graph, search_ip
@@ -19,11 +20,11 @@ def _check_single_vector(feats, what: str):
 
 
 @writes_output("output", inputs=("database", "queries"))
-def search(database: str | os.PathLike, queries: str | os.PathLike, output: str | os.PathLike, k: int = 100,
-           device: str = "cpu", block: int = 4096, progress: Callable[[int], None] | None = None) -> Path:
+def search(database: str | os.PathLike, queries: str | os.PathLike, output: str | os.PathLike,
+           k: int = SearchConfig.top_k, device: str = "cpu", block: int = SearchConfig.block_size,
+           progress: Callable[[int], None] | None = None) -> Path:
     """Exact inner-product search of every query against the database; writes a ranks file."""
-    if k < 1:
-        raise UsageError(f"-k {k}: must be at least 1")
+    SearchConfig(top_k=k, block_size=block)  # checks the ranges
     db = read_features(database)
     q = read_features(queries)
     _check_single_vector(db, "search")
@@ -40,11 +41,10 @@ def search(database: str | os.PathLike, queries: str | os.PathLike, output: str 
 
 
 @writes_output("output", inputs=("database",))
-def knn(database: str | os.PathLike, output: str | os.PathLike, k: int = 50, device: str = "cpu",
-        block: int = 4096, progress: Callable[[int], None] | None = None) -> Path:
+def knn(database: str | os.PathLike, output: str | os.PathLike, k: int = KnnConfig.top_k, device: str = "cpu",
+        block: int = KnnConfig.block_size, progress: Callable[[int], None] | None = None) -> Path:
     """The database's exact kNN graph (self excluded); writes a knn file."""
-    if k < 1:
-        raise UsageError(f"-k {k}: must be at least 1")
+    KnnConfig(top_k=k, block_size=block)  # checks the ranges
     db = read_features(database)
     _check_single_vector(db, "knn")
     if len(db) < 2:

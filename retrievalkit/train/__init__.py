@@ -4,7 +4,7 @@ and the import of cirtorch's training data.
 Public API::
 
     from retrievalkit.train import TrainConfig, train
-    train("tuples.h5", "model.pt", TrainConfig(loss="recall-k", chunk=32, epochs=5))
+    train("tuples.h5", "model.pt", TrainConfig(loss="recall-k", batch_size=32, epochs=5))
 """
 
 from retrievalkit.train.batch import Batch, batch_backward, build_batch, embed, make_loss, pair_keys

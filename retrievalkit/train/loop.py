@@ -2,11 +2,12 @@
 
 Each epoch: pick ``query_size`` random training tuples, re-mine their hard negatives from a random pool of
 ``pool_size`` images with the current network (one per cluster), then step the optimiser on batches of
-``batch_size`` tuples. The network runs in eval mode throughout: BatchNorm statistics stay frozen (their affine
-parameters are still learned) and stochastic depth is off, so a step is deterministic and the two-pass large
-batch (``chunk``) gives exactly the one-pass gradient. GeM's p is learned with ``pool_lr_mult`` times the
-learning rate. After every epoch the model (``output``, loadable by ``rkit extract --model``), a resumable
-training state (``<output stem>.state.pt``) and a JSON log (``<output stem>.log.json``) are written atomically.
+``tuples_per_step`` tuples. The network runs in eval mode throughout: BatchNorm statistics stay frozen (their
+affine parameters are still learned) and stochastic depth is off, so a step is deterministic and the two-pass
+large batch (``batch_size`` images per forward pass) gives exactly the one-pass gradient. GeM's p is learned with
+``pool_lr_mult`` times the learning rate. After every epoch the model (``output``, loadable by
+``rkit extract --model``), a resumable training state (``<output stem>.state.pt``) and a JSON log
+(``<output stem>.log.json``) are written atomically.
 
 Launched with ``torchrun --nproc-per-node G rkit train ...`` each process takes every G-th tuple of each batch
 and the gradients are averaged across processes (all-reduce) before the step; rank 0 writes the files.
@@ -19,12 +20,13 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from retrievalkit.configs.train import OLD_KEYS, RESUMABLE, TrainConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io.output import atomic_file, write_text, writes_output
 from retrievalkit.io.tuples import Tuples, read_tuples
@@ -35,60 +37,6 @@ from retrievalkit.train.losses import LOSSES
 from retrievalkit.train.mining import mine_hard_negatives
 
 # keys of TrainConfig that may change between a run and its --resume
-_RESUMABLE = {"epochs", "device", "val_gnd", "val_images", "cache_images", "embed_batch"}
-
-
-@dataclass
-class TrainConfig:
-    """Settings of a training run (saved in the model file and the training state)."""
-
-    model: str = "efficientnet-lite0"
-    pooling: str | None = None
-    p: float | None = None
-    whitening: str | None = None
-    loss: str = "contrastive"
-    margin: float | None = None  # default 0.7 (contrastive) / 0.1 (triplet)
-    ks: tuple[int, ...] = (1, 2, 4, 8, 16)
-    tau1: float = 1.0
-    tau2: float = 0.01
-    mixup: bool = False
-    epochs: int = 10
-    batch_size: int = 5
-    query_size: int = 2000
-    pool_size: int = 20000
-    num_neg: int = 5
-    lr: float = 1e-6
-    pool_lr_mult: float = 10.0
-    weight_decay: float = 1e-6
-    lr_decay: float = 0.01
-    size: int | None = 362
-    chunk: int | None = None
-    seed: int = 0
-    device: str = "cpu"
-    val_gnd: str | None = None
-    val_images: str | None = None
-    cache_images: bool = True
-    embed_batch: int = 16
-    extra: dict = field(default_factory=dict)
-
-    def check(self) -> None:
-        if self.loss not in LOSSES:
-            raise UsageError(f"--loss {self.loss!r}: expected one of {', '.join(LOSSES)}")
-        for name in ("epochs", "batch_size", "query_size"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
-        if self.num_neg < 0 or self.pool_size < 0:
-            raise UsageError("--num-neg and --pool-size must be >= 0")
-        if self.loss == "triplet" and self.num_neg < 1:
-            raise UsageError("--loss triplet needs --num-neg >= 1")
-        if self.chunk is not None and self.chunk < 1:
-            raise UsageError(f"--chunk {self.chunk}: must be at least 1")
-        if self.lr <= 0:
-            raise UsageError(f"--lr {self.lr}: must be positive")
-        if self.mixup and self.loss != "recall-k":
-            raise UsageError("--mixup (similarity mixup) applies to --loss recall-k only")
-        if (self.val_gnd is None) != (self.val_images is None):
-            raise UsageError("--val-gnd and --val-images go together")
 
 
 def state_path(output: str | os.PathLike) -> Path:
@@ -315,7 +263,10 @@ def _resume(spath: Path, saved_cfg: dict, net, opt, sched) -> tuple[int, list]:
     state = load_torch_file(spath, what="training state")  # weights_only: a state file cannot run code
     if not isinstance(state, dict) or not {"config", "net", "optimizer", "scheduler", "epoch", "log"} <= set(state):
         raise BadInputError(f"{spath}: not an rkit training state; drop --resume to start a new run")
-    diff = sorted(k for k in saved_cfg if k not in _RESUMABLE and state["config"].get(k) != saved_cfg[k])
+    saved = dict(state["config"])
+    if "tuples_per_step" not in saved:  # written before batch_size/chunk were renamed
+        saved = {OLD_KEYS.get(k, k): v for k, v in saved.items()}
+    diff = sorted(k for k in saved_cfg if k not in RESUMABLE and saved.get(k) != saved_cfg[k])
     if diff:
         raise UsageError(f"{spath}: was made with other settings ({', '.join(diff)}); resume with the same "
                          "options (only --epochs may change) or drop --resume")
@@ -332,7 +283,7 @@ def _train_epoch(epoch: int, tup: Tuples, cfg: TrainConfig, net, opt, imgs: Trai
     t0 = time.time()
     n = len(tup.names)
     tuples_e = epoch_tuples(tup, cfg, epoch, net, imgs, keys, device)
-    batches = [tuples_e[s:s + cfg.batch_size] for s in range(0, len(tuples_e), cfg.batch_size)]
+    batches = [tuples_e[s:s + cfg.tuples_per_step] for s in range(0, len(tuples_e), cfg.tuples_per_step)]
     events("epoch_start", {"epoch": epoch + 1, "epochs": cfg.epochs, "batches": len(batches)})
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
     loss_fn = make_loss(cfg.loss, cfg.margin, cfg.ks, cfg.tau1, cfg.tau2, cfg.mixup, generator=gen)
@@ -344,7 +295,7 @@ def _train_epoch(epoch: int, tup: Tuples, cfg: TrainConfig, net, opt, imgs: Trai
         if cfg.loss == "recall-k" and not batch.pos[batch.qrows].any():
             continue
         value = batch_backward(net, imgs.get(batch.images), lambda e, b=batch, f=loss_fn: f(e, b),
-                               cfg.chunk, device)
+                               cfg.batch_size, device)
         if world > 1:
             _all_reduce_grads(net, world)
         opt.step()

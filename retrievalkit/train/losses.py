@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 import torch
 
+from retrievalkit.configs.train import LOSSES  # noqa: F401  (re-exported)
 from retrievalkit.errors import UsageError
 
-LOSSES = ("contrastive", "triplet", "recall-k")
 DEFAULT_KS = (1, 2, 4, 8, 16)
 
 

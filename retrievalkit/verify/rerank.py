@@ -15,35 +15,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from retrievalkit.configs.verify import DEFAULT_MIN_INLIERS, DEFAULT_SHORTLIST, VerifyParams
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io.output import writes_output
 from retrievalkit.neighbours import Neighbours
 from retrievalkit.verify.geometry import fit_pair, match_descriptors, verify_pair
 
-DEFAULT_TOP_K = 100
-DEFAULT_MIN_INLIERS = 10
-
-
-@dataclass(frozen=True)
-class VerifyParams:
-    """Matching and RANSAC settings of the spatial check — the one settings type of that step (``rkit verify``
-    uses it as is; copy detection's :class:`~retrievalkit.copydetect.verify.VerifyConfig` extends it with its
-    own defaults). ``ratio``/``threshold`` None: chosen from the locals' method (SIFT: ratio 0.8, 8 px; deep:
-    no ratio test, half the median feature cell of the tentative matches)."""
-
-    method: str = "homography"
-    ratio: float | None = None
-    mutual: bool = True
-    threshold: float | None = None
-    min_inliers: int = DEFAULT_MIN_INLIERS
-    max_iters: int = 2000
-    #: ASIFT-style view synthesis of the query (SIFT locals only): simulated tilts, e.g. (2, 4, 6); () = off
-    view_tilts: tuple[float, ...] = ()
+DEFAULT_TOP_K = DEFAULT_SHORTLIST
 
 
 def resolve_params(p: VerifyParams, kind: str) -> tuple[float | None, float | None]:
@@ -157,7 +139,7 @@ def verify_ranks(
     database_locals: str | os.PathLike,
     output: str | os.PathLike,
     *,
-    top_k: int = DEFAULT_TOP_K,
+    top_k: int | None = None,
     params: VerifyParams | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Path:
@@ -168,17 +150,12 @@ def verify_ranks(
     """
     from retrievalkit.io.locals import read_locals
     from retrievalkit.io.ranks import Ranks, read_ranks, write_ranks
-    from retrievalkit.verify.geometry import MIN_MATCHES
 
     p = params or VerifyParams()
-    if p.method not in MIN_MATCHES:
-        raise UsageError(f"--method {p.method!r}: expected one of {', '.join(MIN_MATCHES)}")
-    if top_k < 1:
-        raise UsageError(f"--top-k {top_k}: must be at least 1")
-    if p.min_inliers < 1:
-        raise UsageError(f"--min-inliers {p.min_inliers}: must be at least 1")
-    if any(t <= 1 for t in p.view_tilts):
-        raise UsageError(f"view tilts {list(p.view_tilts)}: each must be > 1")
+    p.__post_init__()  # the ranges, also after fields were changed in place
+    if top_k is None:
+        top_k = p.shortlist
+    VerifyParams(shortlist=top_k)  # checks the range
     r = read_ranks(ranks)
     ql = read_locals(queries_locals)
     dl = read_locals(database_locals)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrievalkit.configs.whiten import ApplyWhiteningConfig, WhitenConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.images.discover import strip_extension
 from retrievalkit.io.features import Features, read_features, write_features
@@ -74,9 +75,9 @@ def _enough_vectors(feats: Features, dim: int | None, shrinkage: float, power: f
 
 
 @writes_output("output", inputs=("features", "tuples"))
-def learn_whitening(features: str | os.PathLike, output: str | os.PathLike, method: str = "pca",
-                    tuples: str | os.PathLike | None = None, dim: int | None = None, shrinkage: float = 0.0,
-                    power: float = 0.5) -> Path:
+def learn_whitening(features: str | os.PathLike, output: str | os.PathLike, method: str = WhitenConfig.method,
+                    tuples: str | os.PathLike | None = None, dim: int | None = WhitenConfig.dim,
+                    shrinkage: float = WhitenConfig.shrinkage, power: float = WhitenConfig.power) -> Path:
     """Learn a PCA (``method='pca'``) or learned (``'learned'``, needs ``tuples``) whitening; write ``output``."""
     method = method.lower()
     if method not in METHODS:
@@ -106,7 +107,7 @@ def learn_whitening(features: str | os.PathLike, output: str | os.PathLike, meth
 
 @writes_output("output", inputs=("features", "whitening"))
 def apply_whitening_file(features: str | os.PathLike, whitening: str | os.PathLike, output: str | os.PathLike,
-                         dim: int | None = None) -> Path:
+                         dim: int | None = ApplyWhiteningConfig.dim) -> Path:
     """Whiten (and re-L2-normalise) every vector of ``features``; keep the first ``dim`` rows of P when given."""
     feats = read_features(features)
     w = read_whitening(whitening)

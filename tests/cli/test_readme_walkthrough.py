@@ -76,9 +76,9 @@ def test_diffuse_unknown_method_lists_shortcuts(tmp_path):
 
 def test_copy_detect_swapped_outputs_are_usage_errors(tmp_path):
     q, r = _photos(tmp_path / "Q"), _photos(tmp_path / "R")
-    code, out = _rkit("copy-detect", "--queries", q, "--references", r, "-o", tmp_path / "m.h5")
+    code, out = _rkit("copy-detect", "--queries", q, "--database", r, "-o", tmp_path / "m.h5")
     assert code == 2 and "--descriptors" in out
-    code, out = _rkit("copy-detect", "--queries", q, "--references", r, "--descriptors", tmp_path / "d.csv")
+    code, out = _rkit("copy-detect", "--queries", q, "--database", r, "--descriptors", tmp_path / "d.csv")
     assert code == 2 and "-o" in out
     assert not (tmp_path / "m.h5").exists() and not (tmp_path / "d.csv").exists()
 

@@ -41,8 +41,8 @@ def _rows(path):
 
 def test_matching_and_descriptor_tracks(small_set, tmp_path):
     out, desc = tmp_path / "m.csv", tmp_path / "d.h5"
-    p = rkit("copy-detect", "--queries", small_set / "queries", "--references", small_set / "references",
-             "--training", small_set / "training", "-o", out, "--descriptors", desc, "--max-per-query", "3",
+    p = rkit("copy-detect", "--queries", small_set / "queries", "--database", small_set / "references",
+             "--training", small_set / "training", "-o", out, "--descriptors", desc, "-k", "3",
              "--query-views", "full,center", *FAST, check=True)
     assert p.stdout.split() == [str(out), str(desc)]
     rows = _rows(out)
@@ -63,7 +63,7 @@ def test_matching_and_descriptor_tracks(small_set, tmp_path):
         assert 0 <= m["uap"] <= 1 and m["queries"] == 4 and m["positives"] == 3
 
     out2 = tmp_path / "m2.csv"
-    rkit("copy-detect", "--queries", small_set / "queries", "--references", small_set / "references",
+    rkit("copy-detect", "--queries", small_set / "queries", "--database", small_set / "references",
          "--training", small_set / "training", "-o", out2, "--max-rows", "5", "--no-verify", *FAST, check=True)
     assert len(_rows(out2)) == 5
 
@@ -71,7 +71,7 @@ def test_matching_and_descriptor_tracks(small_set, tmp_path):
 def test_verification_finds_true_pairs(small_set, tmp_path):
     # Random tiny-cnn descriptors are useless; verification alone must put the true pairs on top.
     out = tmp_path / "m.csv"
-    rkit("copy-detect", "--queries", small_set / "queries", "--references", small_set / "references",
+    rkit("copy-detect", "--queries", small_set / "queries", "--database", small_set / "references",
          "--training", small_set / "training", "-o", out, "--query-views", "full", *FAST, check=True)
     best = {}
     for r in _rows(out):
@@ -83,14 +83,14 @@ def test_shards_merge_and_features_input(small_set, tmp_path):
     parts = []
     for i in (1, 2):
         parts.append(tmp_path / f"refs.{i}.h5")
-        rkit("copy-detect", "--references", small_set / "references", "--shard", f"{i}/2", "-o", parts[-1], *FAST,
-             check=True)
+        rkit("copy-detect", "--database", small_set / "references", "--shard", f"{i}/2",
+             "--database-features", parts[-1], *FAST, check=True)
     rkit("merge", *parts, "-o", tmp_path / "refs.h5", check=True)
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     common = ["--queries", small_set / "queries", "--training", small_set / "training", "--no-verify",
               "--query-views", "full", *FAST]
-    rkit("copy-detect", "--references", tmp_path / "refs.h5", "-o", a, *common, check=True)
-    rkit("copy-detect", "--references", small_set / "references", "-o", b, *common, check=True)
+    rkit("copy-detect", "--database", tmp_path / "refs.h5", "-o", a, *common, check=True)
+    rkit("copy-detect", "--database", small_set / "references", "-o", b, *common, check=True)
     ra, rb = _rows(a), _rows(b)
     assert [(r["query_id"], r["reference_id"]) for r in ra] == [(r["query_id"], r["reference_id"]) for r in rb]
     np.testing.assert_allclose([float(r["score"]) for r in ra], [float(r["score"]) for r in rb], atol=1e-4)
@@ -99,14 +99,14 @@ def test_shards_merge_and_features_input(small_set, tmp_path):
 def test_bad_inputs(small_set, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    p = rkit("copy-detect", "--queries", empty, "--references", small_set / "references", "-o", tmp_path / "x.csv",
+    p = rkit("copy-detect", "--queries", empty, "--database", small_set / "references", "-o", tmp_path / "x.csv",
              *FAST)
     assert p.returncode == 3 and "no images found" in p.stderr and str(empty) in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
 
     (small_set / "references" / "sub").mkdir()
     shutil.copy(small_set / "references" / "R000000.jpg", small_set / "references" / "sub" / "R000000.jpg")
-    p = rkit("copy-detect", "--queries", small_set / "queries", "--references", small_set / "references",
+    p = rkit("copy-detect", "--queries", small_set / "queries", "--database", small_set / "references",
              "-o", tmp_path / "x.csv", *FAST)
     assert p.returncode == 3 and "R000000" in p.stderr and "unique" in p.stderr
     assert not (tmp_path / "x.csv").exists()
@@ -115,6 +115,6 @@ def test_bad_inputs(small_set, tmp_path):
     for name, n in (("q", 3), ("r", 4)):
         write_features(tmp_path / f"{name}.h5", Features([f"{name}{i}.jpg" for i in range(n)],
                                                          rng.normal(size=(n, 300)).astype(np.float32)))
-    p = rkit("copy-detect", "--queries", tmp_path / "q.h5", "--references", tmp_path / "r.h5",
-             "--descriptors", tmp_path / "d.h5", "--pca-dim", "0")
+    p = rkit("copy-detect", "--queries", tmp_path / "q.h5", "--database", tmp_path / "r.h5",
+             "--descriptors", tmp_path / "d.h5", "--dim", "0")
     assert p.returncode == 2 and "300-d" in p.stderr and "256" in p.stderr

@@ -51,7 +51,7 @@ def test_diffusion_beats_plain_search_on_a_manifold():
 def test_plain_search_and_topk():
     x, _ = curves()
     xq = noisy_queries(x, np.array([0, 50]))
-    D, I, cfg = diffusion_ranking(x, xq, DiffusionConfig(method="none", topk=7))
+    D, I, cfg = diffusion_ranking(x, xq, DiffusionConfig(method="none", top_k=7))
     ref = np.argsort(-(xq @ x.T), axis=1)[:, :7]
     np.testing.assert_array_equal(I, ref)
     assert I.shape == (2, 7) and np.all(np.diff(D, axis=1) <= 0)

@@ -47,18 +47,19 @@ def folders(tmp_path_factory):
 
 def test_sift_asmk_verify_pipeline(folders):
     tmp, db, q = folders
-    opts = ["--local", "--local-method", "sift", "--size", "320", "--max-features", "300", "--workers", "0"]
+    opts = ["--local", "--local-method", "sift", "--size", "320", "--max-features", "300"]
     dbl = rkit("extract", db, *opts, "-o", tmp / "db.loc.h5").stdout.strip()
     ql = rkit("extract", q, *opts, "-o", tmp / "q.loc.h5").stdout.strip()
-    idx = rkit("index", "asmk", dbl, "-o", tmp / "asmk.h5", "--codebook-size", "64", "--chunk", "3").stdout.strip()
-    ranks = rkit("index", "search-asmk", idx, "-q", ql, "-o", tmp / "ranks.h5", "-k", "8").stdout.strip()
+    idx = rkit("index", "asmk", dbl, "-o", tmp / "asmk.h5", "--codebook-size", "64", "--block-size", "3").stdout.strip()
+    ranks = rkit("index", "search-asmk", "--database", idx, "--queries", ql, "-o", tmp / "ranks.h5",
+                 "-k", "8").stdout.strip()
     r = read_ranks(ranks)
     assert r.query_names == ["blank.jpg", "et_toy/et008.jpg", "kermit/kermit010.jpg"]
     assert (r.indices[0] == -1).all()  # the blank query: no features, empty result, no crash
     for qi, scene in ((1, "et_toy"), (2, "kermit")):
         assert r.db_names[r.indices[qi, 0]].startswith(scene), (scene, r.db_names[r.indices[qi, 0]])
-    out = rkit("verify", ranks, "--queries-locals", ql, "--database-locals", dbl, "-o", tmp / "v.h5",
-               "--top-k", "8").stdout.strip()
+    out = rkit("verify", ranks, "--queries", ql, "--database", dbl, "-o", tmp / "v.h5",
+               "--shortlist", "8").stdout.strip()
     v = read_ranks(out)
     assert (v.indices[0] == -1).all()
     assert v.config["verified"] and v.config["verified_pairs"] >= 2
@@ -73,9 +74,9 @@ def test_mismatched_locals_fail_cleanly(folders):
     tmp, db, q = folders
     if not (tmp / "asmk.h5").exists():
         pytest.skip("needs the pipeline test's outputs")
-    deep = rkit("extract", q, "--local", "--model", "tiny-cnn", "--size", "128", "--local-scales", "1",
-                "--pca-dim", "0", "--workers", "0", "-o", tmp / "q.deep.h5").stdout.strip()
-    r = rkit("index", "search-asmk", tmp / "asmk.h5", "-q", deep, "-o", tmp / "bad.h5", expect=3)
+    deep = rkit("extract", q, "--local", "--model", "tiny-cnn", "--size", "128", "--scales", "1",
+                "--dim", "0", "-o", tmp / "q.deep.h5").stdout.strip()
+    r = rkit("index", "search-asmk", "--database", tmp / "asmk.h5", "--queries", deep, "-o", tmp / "bad.h5", expect=3)
     assert "error" in r.stderr and "q.deep.h5" in r.stderr
     assert not (tmp / "bad.h5").exists()
 
@@ -87,7 +88,7 @@ def test_shards_search_like_one_index(folders):
     dbl, ql = tmp / "db.loc.h5", tmp / "q.loc.h5"
     for i in (1, 2):
         rkit("index", "asmk", dbl, "--codebook", tmp / "asmk.h5", "--shard", f"{i}/2", "-o", tmp / f"asmk.{i}.h5")
-    rkit("index", "search-asmk", tmp / "asmk.1.h5", tmp / "asmk.2.h5", "-q", ql, "-o", tmp / "sh.h5", "-k", "8")
+    rkit("index", "search-asmk", tmp / "asmk.1.h5", tmp / "asmk.2.h5", "--queries", ql, "-o", tmp / "sh.h5", "-k", "8")
     one, sh = read_ranks(tmp / "ranks.h5"), read_ranks(tmp / "sh.h5")
     assert sh.db_names == one.db_names
     np.testing.assert_array_equal(sh.indices, one.indices)

@@ -96,7 +96,7 @@ def test_cli_manifold_mine(tmp_path):
     sims, ids = knn_graph(x, 4)
     write_knn(tmp_path / "knn.h5", KnnGraph(names, ids, sims))
     p = _run("manifold-mine", tmp_path / "f.h5", "--graph", tmp_path / "knn.h5", "-o", tmp_path / "t.h5",
-             "--anchors", "4", "--k-pos", "10", "--k-neg", "10", "--device", "cpu")
+             "--no-mutual", "--anchors", "4", "--k-pos", "10", "--k-neg", "10", "--device", "cpu")
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == str(tmp_path / "t.h5")
     t = read_tuples(tmp_path / "t.h5")

@@ -22,7 +22,7 @@ SCENES = {
     "et": ("demo/images/et_toy", ["et000", "et001", "et003", "et005", "et007"]),
     "junk": ("demo/distractors", ["astronaut", "brick", "coffee", "grass"]),
 }
-SFM_ARGS = ["--max-image-size", "640", "--max-features", "1024", "--device", "cpu", "--seed", "0"]
+SFM_ARGS = ["--sift-size", "640", "--max-features", "1024", "--device", "cpu", "--seed", "0"]
 
 
 def _put(src: Path, dst: Path, size: int = 640) -> None:
@@ -117,7 +117,7 @@ def test_flat_folder_is_split_into_clusters(tmp_path):
     root = _make(tmp_path / "flat", flat=True, scenes=("kermit", "et"))
     out = tmp_path / "t.h5"
     p = _rkit("sfm-mine", root, "-o", out, "--models-dir", tmp_path / "m", "--negatives", "2",
-              "--size", "320", "--cluster-k", "3", "--positive", "most-shared", "--val-fraction", "0.3",
+              "--size", "320", "--graph-k", "3", "--positive", "most-shared", "--val-fraction", "0.3",
               *SFM_ARGS)
     assert p.returncode == 0, p.stderr
     t = read_tuples(out)

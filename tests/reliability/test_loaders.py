@@ -61,7 +61,7 @@ def attacks(world):  # noqa: F811
         "extract_gnd_pkl": ["extract", w.images, "--gnd", d / "gnd_p2.pkl", "--split", "database", "-o",
                             out / "b.h5", *EXTRACT],
         "import_cirtorch_pkl": ["train", "import-cirtorch", d / "cirtorch.pkl", "-o", out / "t.h5"],
-        "copy_detect_model_file": ["copy-detect", "--queries", w.images, "--references", w.images, "--training",
+        "copy_detect_model_file": ["copy-detect", "--queries", w.images, "--database", w.images, "--training",
                                    w.images, "-o", out / "m.csv", "--no-verify", "--model", d / "model.pt",
                                    "--workers", "0"],
     }

@@ -119,11 +119,11 @@ def make_world(root: Path) -> World:
     cases = [["extract", images, "-o", out["feats"], *EXTRACT],
              ["index", "search", out["feats"], out["feats"], "-o", out["ranks"], "-k", "5"],
              ["train", "import-cirtorch", root / "cirtorch.pkl", "-o", out["tuples"], "--layout", "flat",
-              "--image-root", images],
+              "--images", images],
              *[["extract", images, "-o", s, *EXTRACT, "--shard", f"{i}/3"] for i, s in enumerate(shards, 1)],
              ["extract", big, "-o", root / "big_clean.h5", *EXTRACT],
              ["extract", images, "-o", out["locals"], "--local", "--local-method", "sift", "--size", "64",
-              "--max-features", "50", "--workers", "0"],
+              "--max-features", "50"],
              ["evaluate", out["ranks"], "--gnd", root / "gnd.json"],
              ["evaluate", out["ranks"], "--gnd", root / "gnd.pkl"]]
     setup = run_batch(cases, root)

@@ -44,7 +44,7 @@ def _synthetic_set(root: Path, clusters=3, per=4, val=True) -> Path:
     return write_tuples(root / "tuples.h5", Tuples(names, cl, q, p, None, str(root), {}, vq, vp))
 
 
-CFG = dict(model="tiny-cnn", size=None, batch_size=2, query_size=4, pool_size=8, num_neg=2, lr=1e-3, seed=5,
+CFG = dict(model="tiny-cnn", size=None, tuples_per_step=2, query_size=4, pool_size=8, num_neg=2, lr=1e-3, seed=5,
            embed_batch=4)
 
 
@@ -55,7 +55,7 @@ def _state(path):
 @pytest.mark.parametrize("loss,chunk", [("contrastive", None), ("recall-k", 3)])
 def test_resume_gives_the_weights_of_an_unbroken_run(tmp_path, loss, chunk):
     tup = _synthetic_set(tmp_path / "ims")
-    cfg = TrainConfig(**CFG, loss=loss, chunk=chunk, epochs=2)
+    cfg = TrainConfig(**CFG, loss=loss, batch_size=chunk, epochs=2)
     full = train(tup, tmp_path / "a" / "model.pt", cfg)
     train(tup, tmp_path / "b" / "model.pt", cfg, epochs=1)
     first = _state(tmp_path / "b" / "model.pt")
@@ -119,7 +119,7 @@ def test_import_cirtorch(tmp_path):
           "val": {"cids": ["dddd0102030408", "aaaa0102030405"], "cluster": [0, 0], "qidxs": [0], "pidxs": [1]}}
     pkl = tmp_path / "retrieval-SfM-tiny.pkl"
     pkl.write_bytes(pickle.dumps(db))
-    r = CliRunner().invoke(app, ["train", "import-cirtorch", str(pkl), "--image-root", "ims", "-o",
+    r = CliRunner().invoke(app, ["train", "import-cirtorch", str(pkl), "--images", "ims", "-o",
                                  str(tmp_path / "t.h5")])
     assert r.exit_code == 0, r.output
     t = read_tuples(tmp_path / "t.h5")
@@ -153,7 +153,7 @@ def test_real_photos_short_run(tmp_path):
     tup = write_tuples(tmp_path / "t.h5", Tuples(names, cl, q, p, None, str(scenes)))
     r = CliRunner().invoke(app, ["train", str(tup), "-o", str(tmp_path / "m.pt"), "-m", "tiny-cnn", "--size", "48",
                                  "--epochs", "1", "--query-size", "3", "--pool-size", "9", "--num-neg", "2",
-                                 "--loss", "recall-k", "--chunk", "4", "--mixup", "--device", "cpu"])
+                                 "--loss", "recall-k", "--batch-size", "4", "--mixup", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert load_model(tmp_path / "m.pt").config["backbone"] == "tiny-cnn"
 

@@ -202,7 +202,7 @@ def test_extract_with_whitening_equals_whiten_apply(tmp_path):
     r = runner.invoke(app, ["whiten", str(tmp_path / "f.h5"), "-o", str(tmp_path / "w.h5"), "--dim", "8",
                             "--shrinkage", "0.05"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["whiten", "apply", str(tmp_path / "f.h5"), "-w", str(tmp_path / "w.h5"),
+    r = runner.invoke(app, ["whiten", "apply", str(tmp_path / "f.h5"), "--whitening", str(tmp_path / "w.h5"),
                             "-o", str(tmp_path / "fw.h5")])
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["extract", str(ims), "-o", str(tmp_path / "fx.h5"), "--whitening",

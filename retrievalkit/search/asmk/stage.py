@@ -33,7 +33,7 @@ def build_asmk(locals_path, output, *, codebook_size: int | None = None, codeboo
         shard: (i, n): index only the i-th of n contiguous blocks of images.
     """
     if ma < 1 or chunk < 1:
-        raise UsageError(f"--ma {ma} / --chunk {chunk}: must be at least 1")
+        raise UsageError(f"--ma {ma} / --block-size {chunk}: must be at least 1")
     n_img, n_desc, dim = count_locals(locals_path)
     start, stop = select_shard(list(range(n_img)), shard)
     inputs = {"locals": str(locals_path)}

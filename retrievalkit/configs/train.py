@@ -1,0 +1,74 @@
+"""Settings of ``rkit train``: the one place its defaults live (kept free of torch for ``rkit --help``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from retrievalkit.errors import UsageError
+
+LOSSES = ("contrastive", "triplet", "recall-k")
+#: settings that may differ when a run is resumed
+RESUMABLE = {"epochs", "device", "val_gnd", "val_images", "cache_images", "embed_batch"}
+#: older spellings of saved settings (state files written before the rename)
+OLD_KEYS = {"batch_size": "tuples_per_step", "chunk": "batch_size"}
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run (saved in the model file and the training state).
+
+    ``tuples_per_step`` tuples make one optimiser step; ``batch_size`` is images per forward pass (None: the whole
+    step in one pass; else two passes with memory flat in the step size, the same gradient).
+    """
+
+    model: str = "efficientnet-lite0"
+    pooling: str | None = None
+    p: float | None = None
+    whitening: str | None = None
+    loss: str = "contrastive"
+    margin: float | None = None  # default 0.7 (contrastive) / 0.1 (triplet)
+    ks: tuple[int, ...] = (1, 2, 4, 8, 16)
+    tau1: float = 1.0
+    tau2: float = 0.01
+    mixup: bool = False
+    epochs: int = 10
+    tuples_per_step: int = 5
+    query_size: int = 2000
+    pool_size: int = 20000
+    num_neg: int = 5
+    lr: float = 1e-6
+    pool_lr_mult: float = 10.0
+    weight_decay: float = 1e-6
+    lr_decay: float = 0.01
+    size: int | None = 362
+    batch_size: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    val_gnd: str | None = None
+    val_images: str | None = None
+    cache_images: bool = True
+    embed_batch: int = 16
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ks = tuple(int(k) for k in self.ks)
+        self.check()
+
+    def check(self) -> None:
+        if self.loss not in LOSSES:
+            raise UsageError(f"--loss {self.loss!r}: expected one of {', '.join(LOSSES)}")
+        for name in ("epochs", "tuples_per_step", "query_size"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
+        if self.num_neg < 0 or self.pool_size < 0:
+            raise UsageError("--num-neg and --pool-size must be >= 0")
+        if self.loss == "triplet" and self.num_neg < 1:
+            raise UsageError("--loss triplet needs --num-neg >= 1")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise UsageError(f"--batch-size {self.batch_size}: must be at least 1")
+        if self.lr <= 0:
+            raise UsageError(f"--lr {self.lr}: must be positive")
+        if self.mixup and self.loss != "recall-k":
+            raise UsageError("--mixup (similarity mixup) applies to --loss recall-k only")
+        if (self.val_gnd is None) != (self.val_images is None):
+            raise UsageError("--val-gnd and --val-images go together")

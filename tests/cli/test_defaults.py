@@ -1,0 +1,254 @@
+"""One source of defaults: for every stage, `rkit CMD` with no options hands the library exactly the defaults of the
+stage's config dataclass, and the library functions' own keyword defaults are the same values."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from retrievalkit.cli.app import app
+from retrievalkit.configs.copydetect import CopyDetectConfig
+from retrievalkit.configs.diffusion import DiffusionConfig, PropagationConfig
+from retrievalkit.configs.extract import GlobalExtractConfig, LocalExtractConfig
+from retrievalkit.configs.mining import ManifoldMineConfig, SfmMineConfig
+from retrievalkit.configs.search import AsmkConfig, AsmkSearchConfig, FuseConfig, KnnConfig, SearchConfig
+from retrievalkit.configs.train import TrainConfig
+from retrievalkit.configs.verify import VerifyParams
+from retrievalkit.configs.whiten import ApplyWhiteningConfig, WhitenConfig
+
+runner = CliRunner()
+
+
+class _Called(Exception):
+    pass
+
+
+def _capture(monkeypatch, module: str, name: str) -> dict:
+    """Replace ``module.name`` by a stub that records its arguments and stops the command there."""
+    import importlib
+
+    seen: dict = {}
+
+    def stub(*args, **kwargs):
+        seen["args"], seen["kwargs"] = args, kwargs
+        raise _Called
+
+    monkeypatch.setattr(importlib.import_module(module), name, stub)
+    return seen
+
+
+def _run(*argv) -> None:
+    res = runner.invoke(app, ["-q", *map(str, argv)])
+    assert isinstance(res.exception, _Called), res.output
+
+
+def _pick(kwargs: dict, mapping: dict[str, str]) -> dict:
+    """{config field: the value passed as the library argument mapping[field]}."""
+    return {field: kwargs[arg] for field, arg in mapping.items()}
+
+
+def _defaults(cls, fields) -> dict:
+    d = cls()
+    return {f: getattr(d, f) for f in fields}
+
+
+@pytest.fixture()
+def tmp(tmp_path):
+    (tmp_path / "dir").mkdir()
+    for name in ("a.h5", "b.h5", "t.pkl"):
+        (tmp_path / name).write_bytes(b"")
+    return tmp_path
+
+
+def test_extract_global_defaults(monkeypatch, demo_dir, tmp):
+    seen = _capture(monkeypatch, "retrievalkit.extract.global_desc", "extract_global")
+    _run("extract", demo_dir / "images", "-o", tmp / "o.h5")
+    fields = [f.name for f in dataclasses.fields(GlobalExtractConfig)]
+    assert _pick(seen["kwargs"], {f: f for f in fields}) == dataclasses.asdict(GlobalExtractConfig())
+    assert seen["kwargs"]["resume"] is False and seen["kwargs"]["shard"] is None
+
+
+def test_extract_local_defaults(monkeypatch, demo_dir, tmp):
+    seen = _capture(monkeypatch, "retrievalkit.extract.local_desc", "extract_local")
+    _run("extract", demo_dir / "images", "--local", "-o", tmp / "o.h5")
+    mapping = {"method": "method", "model": "model", "weights": "weights", "layer": "layer", "size": "size",
+               "scales": "scales", "max_features": "max_features", "dim": "pca_dim", "half": "half"}
+    assert _pick(seen["kwargs"], mapping) == dataclasses.asdict(LocalExtractConfig())
+
+
+@pytest.mark.parametrize("argv,module,fn,cls,mapping", [
+    (["index", "search", "--database", "{a}", "--queries", "{b}"], "retrievalkit.search.stages", "search",
+     SearchConfig, {"top_k": "k", "block_size": "block"}),
+    (["index", "knn", "{a}"], "retrievalkit.search.stages", "knn", KnnConfig, {"top_k": "k", "block_size": "block"}),
+    (["index", "fuse", "{a}", "{b}"], "retrievalkit.search.asmk", "fuse_ranks_files", FuseConfig, {"top_k": "k"}),
+    (["whiten", "{a}"], "retrievalkit.whiten.stage", "learn_whitening", WhitenConfig,
+     {"method": "method", "dim": "dim", "shrinkage": "shrinkage", "power": "power"}),
+    (["whiten", "apply", "{a}", "--whitening", "{b}"], "retrievalkit.whiten.stage", "apply_whitening_file",
+     ApplyWhiteningConfig, {"dim": "dim"}),
+    (["diffuse-prepare", "--database", "{a}"], "retrievalkit.diffusion.stage", "prepare_spectral", DiffusionConfig,
+     {"rank": "rank", "graph_k": "graph_k", "mutual": "mutual", "gamma": "gamma"}),
+    (["propagate", "{a}", "--labels", "{b}"], "retrievalkit.diffusion.propagation_stage", "propagate",
+     PropagationConfig, None),
+    (["manifold-mine", "{a}", "--graph", "{b}"], "retrievalkit.mining.manifold", "manifold_mine",
+     ManifoldMineConfig, {"method": "method", "anchors": "n_anchors", "k_pos": "k_pos", "k_neg": "k_neg",
+                          "max_pos": "max_pos", "max_neg": "max_neg", "gamma": "gamma", "alpha": "alpha",
+                          "iters": "iters", "graph_k": "graph_k", "mutual": "mutual", "block_size": "batch",
+                          "seed": "seed"}),
+])
+def test_stage_defaults(monkeypatch, tmp, argv, module, fn, cls, mapping):
+    seen = _capture(monkeypatch, module, fn)
+    _run(*[a.format(a=tmp / "a.h5", b=tmp / "b.h5") for a in argv], "-o", tmp / "o.h5")
+    if mapping is None:  # the stage takes the config itself
+        assert seen["kwargs"]["config"] == cls()
+    else:
+        assert _pick(seen["kwargs"], mapping) == _defaults(cls, mapping)
+
+
+def test_asmk_defaults(monkeypatch, tmp):
+    import retrievalkit.io.locals as locals_io
+
+    monkeypatch.setattr(locals_io, "count_locals", lambda path: (3, 0, 0))
+    seen = _capture(monkeypatch, "retrievalkit.search.asmk", "build_asmk")
+    _run("index", "asmk", tmp / "a.h5", "-o", tmp / "o.h5")
+    mapping = {"codebook_size": "codebook_size", "ma": "ma", "block_size": "chunk", "iters": "niter", "seed": "seed"}
+    assert _pick(seen["kwargs"], mapping) == _defaults(AsmkConfig, mapping)
+    monkeypatch.setattr(locals_io, "read_locals", lambda path: types.SimpleNamespace(counts=lambda: np.ones(3)))
+    seen = _capture(monkeypatch, "retrievalkit.search.asmk", "search_asmk_files")
+    _run("index", "search-asmk", "--database", tmp / "a.h5", "--queries", tmp / "b.h5", "-o", tmp / "o.h5")
+    mapping = {"top_k": "k", "ma": "ma", "alpha": "alpha", "tau": "tau"}
+    assert _pick(seen["kwargs"], mapping) == _defaults(AsmkSearchConfig, mapping)
+
+
+def test_diffuse_defaults(monkeypatch, tmp):
+    seen = _capture(monkeypatch, "retrievalkit.diffusion.stage", "diffuse")
+    _run("diffuse", "--database", tmp / "a.h5", "--queries", tmp / "b.h5", "-o", tmp / "o.h5")
+    assert seen["kwargs"]["config"] == DiffusionConfig()
+
+
+def test_verify_defaults(monkeypatch, tmp):
+    import retrievalkit.io.ranks as ranks_io
+
+    monkeypatch.setattr(ranks_io, "read_ranks", lambda path: types.SimpleNamespace(query_names=["q"]))
+    seen = _capture(monkeypatch, "retrievalkit.verify.rerank", "verify_ranks")
+    _run("verify", tmp / "a.h5", "--queries", tmp / "a.h5", "--database", tmp / "b.h5", "-o", tmp / "o.h5")
+    assert seen["kwargs"]["params"] == VerifyParams()
+
+
+def test_train_defaults(monkeypatch, tmp):
+    seen = _capture(monkeypatch, "retrievalkit.train.loop", "train")
+    _run("train", tmp / "a.h5", "-o", tmp / "m.pt")
+    cfg = seen["args"][2]
+    assert cfg == TrainConfig(device=cfg.device) and cfg.device == "cpu"
+    assert seen["kwargs"]["resume"] is False
+
+
+def test_sfm_mine_defaults(monkeypatch, tmp):
+    from retrievalkit.mining.colmap import SfmOptions
+
+    seen = _capture(monkeypatch, "retrievalkit.mining.sfm", "sfm_mine")
+    _run("sfm-mine", tmp / "dir", "-o", tmp / "t.h5")
+    kw = seen["kwargs"]
+    d = SfmMineConfig()
+    for field in ("positive", "per_query", "min_overlap", "max_scale", "min_shared", "negatives", "val_fraction",
+                  "seed", "model", "size", "cluster_threshold", "retry_failed"):
+        assert kw[field] == getattr(d, field), field
+    assert kw["cluster_k"] == d.graph_k
+    o = kw["options"]
+    assert o == SfmOptions(max_image_size=d.sift_size, max_features=d.max_features, matcher=d.matcher,
+                           overlap=d.overlap, min_model_size=d.min_model_size, relaxed_init=d.relaxed_init,
+                           mapper_trials=d.mapper_trials, timeout=d.timeout, seed=d.seed)
+    assert o == SfmOptions()  # and the reconstruction's own defaults are the same
+
+
+def test_copy_detect_defaults(monkeypatch, tmp):
+    seen = _capture(monkeypatch, "retrievalkit.copydetect.stage", "copy_detect")
+    _run("copy-detect", "--queries", tmp / "dir", "--database", tmp / "dir", "--training", tmp / "dir",
+         "-o", tmp / "m.csv")
+    assert seen["args"][5] == CopyDetectConfig().resolved(has_training=True)
+    d = CopyDetectConfig()
+    assert d.query_views == "full,center,grid" and d.verify is not None and d.verify.top == 10
+    _run("copy-detect", "--queries", tmp / "dir", "--database", tmp / "dir", "-o", tmp / "m.csv")
+    assert seen["args"][5] == CopyDetectConfig().resolved(has_training=False)
+    assert seen["args"][5].dim == 0 and seen["args"][5].norm_beta == 0
+
+
+def test_import_cirtorch_defaults(monkeypatch, tmp):
+    from retrievalkit.train.cirtorch_import import import_cirtorch
+
+    sig = inspect.signature(import_cirtorch).parameters
+    seen = _capture(monkeypatch, "retrievalkit.train.cirtorch_import", "import_cirtorch")
+    _run("train", "import-cirtorch", tmp / "t.pkl", "-o", tmp / "t.h5")
+    assert seen["args"][2] == sig["image_root"].default
+    assert {k: seen["kwargs"][k] for k in ("val", "layout")} == {k: sig[k].default for k in ("val", "layout")}
+
+
+def _signature_defaults(fn, mapping: dict[str, str]) -> dict:
+    params = inspect.signature(fn).parameters
+    return {field: params[arg].default for field, arg in mapping.items()}
+
+
+def test_library_functions_take_the_configs_defaults():
+    from retrievalkit.diffusion.stage import prepare_spectral
+    from retrievalkit.extract.global_desc import extract_global
+    from retrievalkit.extract.local_desc import extract_local
+    from retrievalkit.mining.manifold import manifold_mine
+    from retrievalkit.mining.sfm import sfm_mine
+    from retrievalkit.search.asmk import build_asmk, fuse_ranks_files, search_asmk_files
+    from retrievalkit.search.stages import knn, search
+    from retrievalkit.verify.rerank import verify_ranks
+    from retrievalkit.whiten.stage import apply_whitening_file, learn_whitening
+
+    g = [f.name for f in dataclasses.fields(GlobalExtractConfig)]
+    cases = [
+        (extract_global, GlobalExtractConfig, {f: f for f in g}),
+        (extract_local, LocalExtractConfig, {"method": "method", "model": "model", "weights": "weights",
+                                             "layer": "layer", "size": "size", "scales": "scales",
+                                             "max_features": "max_features", "dim": "pca_dim", "half": "half"}),
+        (search, SearchConfig, {"top_k": "k", "block_size": "block"}),
+        (knn, KnnConfig, {"top_k": "k", "block_size": "block"}),
+        (build_asmk, AsmkConfig, {"codebook_size": "codebook_size", "ma": "ma", "block_size": "chunk",
+                                  "iters": "niter", "seed": "seed"}),
+        (search_asmk_files, AsmkSearchConfig, {"top_k": "k", "ma": "ma", "alpha": "alpha", "tau": "tau"}),
+        (fuse_ranks_files, FuseConfig, {"top_k": "k"}),
+        (learn_whitening, WhitenConfig, {"method": "method", "dim": "dim", "shrinkage": "shrinkage",
+                                         "power": "power"}),
+        (apply_whitening_file, ApplyWhiteningConfig, {"dim": "dim"}),
+        (prepare_spectral, DiffusionConfig, {"rank": "rank", "graph_k": "graph_k", "mutual": "mutual",
+                                             "gamma": "gamma"}),
+        (manifold_mine, ManifoldMineConfig, {"method": "method", "anchors": "n_anchors", "k_pos": "k_pos",
+                                             "k_neg": "k_neg", "max_pos": "max_pos", "max_neg": "max_neg",
+                                             "gamma": "gamma", "alpha": "alpha", "iters": "iters",
+                                             "graph_k": "graph_k", "mutual": "mutual", "block_size": "batch",
+                                             "seed": "seed"}),
+        (sfm_mine, SfmMineConfig, {f: f for f in ("positive", "per_query", "min_overlap", "max_scale", "min_shared",
+                                                  "negatives", "val_fraction", "seed", "model", "size",
+                                                  "cluster_threshold", "retry_failed")} | {"graph_k": "cluster_k"}),
+    ]
+    for fn, cls, mapping in cases:
+        assert _signature_defaults(fn, mapping) == _defaults(cls, mapping), fn.__name__
+    assert inspect.signature(verify_ranks).parameters["top_k"].default is None  # None: the params' shortlist
+
+
+def test_help_shows_the_configs_defaults():
+    res = runner.invoke(app, ["index", "search", "--help"], terminal_width=200)
+    assert f"(default {SearchConfig().top_k})" in res.output
+    res = runner.invoke(app, ["diffuse", "--help"], terminal_width=200)
+    assert f"(default {DiffusionConfig().top_k})" in res.output
+
+
+def test_no_torch_needed_to_read_the_configs():
+    import subprocess
+    import sys
+
+    code = ("import sys, retrievalkit.configs.extract, retrievalkit.configs.search, retrievalkit.configs.diffusion, "
+            "retrievalkit.configs.copydetect, retrievalkit.configs.train, retrievalkit.configs.mining, "
+            "retrievalkit.configs.verify, retrievalkit.configs.whiten; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "False", out.stderr
