@@ -67,7 +67,7 @@ def copy_detect_cmd(
     verify: Annotated[bool | None, typer.Option("--verify/--no-verify", help="Re-score each query's top candidates "
                                                 "by SIFT + RANSAC geometric verification (matching track; default "
                                                 "on).")] = None,
-    shortlist: opt.shortlist(f"Candidates verified per query {default_of(VerifyConfig, 'top')}.") = None,
+    shortlist: opt.shortlist(f"Candidates verified per query {default_of(VerifyConfig, 'shortlist')}.") = None,
     min_inliers: Annotated[int | None, typer.Option(help="Inliers below this give no verification bonus "
                                                     f"{default_of(VerifyConfig, 'min_inliers')}.")] = None,
     model: opt.model(f"Backbone name or model file for folders {_d('model')}.") = None,

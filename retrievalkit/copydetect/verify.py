@@ -28,8 +28,7 @@ import numpy as np
 from retrievalkit.configs.copydetect import VerifyConfig
 from retrievalkit.extract.sift import sift_features
 from retrievalkit.images.decode import ImageReadError, load_image, resize_longer
-from retrievalkit.verify.geometry import MIN_MATCHES
-from retrievalkit.verify.rerank import VerifyParams, count_inliers
+from retrievalkit.verify.rerank import count_inliers
 
 
 class LocalMatcher:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrievalkit.configs.extract import LOCAL_LAYERS, LOCAL_METHODS, LOCAL_SCALES, LocalExtractConfig
+from retrievalkit.configs.extract import LOCAL_LAYERS, LOCAL_METHODS, LocalExtractConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.extract.inputs import resolve_inputs
 from retrievalkit.extract.local_deep import DEFAULT_SCALES, HOW_SCALES, LocalBackbone, deep_locals, how_select

@@ -33,7 +33,6 @@ from retrievalkit.io.tuples import Tuples, read_tuples
 from retrievalkit.models._files import load_torch_file
 from retrievalkit.train.batch import batch_backward, build_batch, embed, is_pair, make_loss, pair_keys
 from retrievalkit.train.data import TrainImages, check_tuple_images, resolve_image_root
-from retrievalkit.train.losses import LOSSES
 from retrievalkit.train.mining import mine_hard_negatives
 
 # keys of TrainConfig that may change between a run and its --resume

@@ -86,7 +86,7 @@ def test_extract_local_defaults(monkeypatch, demo_dir, tmp):
     (["index", "search", "--database", "{a}", "--queries", "{b}"], "retrievalkit.search.stages", "search",
      SearchConfig, {"top_k": "k", "block_size": "block"}),
     (["index", "knn", "{a}"], "retrievalkit.search.stages", "knn", KnnConfig, {"top_k": "k", "block_size": "block"}),
-    (["index", "fuse", "{a}", "{b}"], "retrievalkit.search.asmk", "fuse_ranks_files", FuseConfig, {"top_k": "k"}),
+    (["index", "fuse", "{a}", "{b}"], "retrievalkit.search.fusion", "fuse_ranks_files", FuseConfig, {"top_k": "k"}),
     (["whiten", "{a}"], "retrievalkit.whiten.stage", "learn_whitening", WhitenConfig,
      {"method": "method", "dim": "dim", "shrinkage": "shrinkage", "power": "power"}),
     (["whiten", "apply", "{a}", "--whitening", "{b}"], "retrievalkit.whiten.stage", "apply_whitening_file",
@@ -199,7 +199,8 @@ def test_library_functions_take_the_configs_defaults():
     from retrievalkit.extract.local_desc import extract_local
     from retrievalkit.mining.manifold import manifold_mine
     from retrievalkit.mining.sfm import sfm_mine
-    from retrievalkit.search.asmk import build_asmk, fuse_ranks_files, search_asmk_files
+    from retrievalkit.search.asmk import build_asmk, search_asmk_files
+    from retrievalkit.search.fusion import fuse_ranks_files
     from retrievalkit.search.stages import knn, search
     from retrievalkit.verify.rerank import verify_ranks
     from retrievalkit.whiten.stage import apply_whitening_file, learn_whitening

@@ -47,8 +47,8 @@ def _commands_in(text: str, inline: bool = True) -> list[str]:
 def _parse(command: str):
     """Parse one command line with the real commands (no execution); raise on an unknown or renamed option."""
     tokens = shlex.split(re.sub(r"\[([^\]]*)\]", r"\1", command).replace("<(", "(").replace("[:N]", ""))[1:]
-    while tokens and tokens[0] in ("-q", "--quiet", "--threads"):
-        tokens = tokens[2:] if tokens[0] == "--threads" else tokens[1:]
+    while tokens and tokens[0] in ("-q", "--quiet", "--threads", "--max-pixels", "--allow-root"):
+        tokens = tokens[1:] if tokens[0] in ("-q", "--quiet") else tokens[2:]
     cmd = _root()
     path = []
     while hasattr(cmd, "commands"):

@@ -131,7 +131,7 @@ def test_match_queries_reports_progress_by_phase():
     q = Side(["q0", "q1", "q2"], x[:6], np.repeat(np.arange(3), 2), None, "q", full_view=0)  # two views each
     r = Side([f"r{i}" for i in range(6)], x[6:], np.arange(6), None, "r", full_view=0)
     phases, done = [], []
-    cand = match_queries(q, r, None, CopyDetectConfig(pca_dim=0, norm_beta=0.0, verify=None), progress=done.append,
+    cand = match_queries(q, r, None, CopyDetectConfig(dim=0, norm_beta=0.0, verify=None), progress=done.append,
                          on_phase=lambda d, n: phases.append((d, n)))
     assert phases == [("search", 6)] and sum(done) == 6  # one phase, advanced over its total
     assert cand.ids.shape[0] == 3 and (cand.ids[:, 0] >= 0).all()

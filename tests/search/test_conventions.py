@@ -36,7 +36,7 @@ def test_every_search_returns_scores_then_ids():
     for res in (search_ip(xq, xb, 6), knn_graph(xb, 6), graph_from_vectors(xb, 6)):
         assert isinstance(res, Neighbours)
         _check(res, res.ids.shape[0], 6)
-    dr = diffusion_ranking(xb, xq, DiffusionConfig(method="cg", graph_k=5, topk=7))
+    dr = diffusion_ranking(xb, xq, DiffusionConfig(method="cg", graph_k=5, top_k=7))
     _check(Neighbours(dr.scores, dr.ids), 5, 7)
     assert dr.config.method == "cg"
     # exact search agrees with a brute-force reference, so the names are not swapped
