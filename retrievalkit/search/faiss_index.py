@@ -95,10 +95,10 @@ def make_index(factory: str, d: int):
         with stdout_to_stderr():
             index = faiss.index_factory(int(d), factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as e:
-        why = str(e).strip().splitlines()
-        why = next((w for w in reversed(why) if w.strip()), "not understood")
+        why = " ".join(str(e).split())
+        why = why.rsplit("failed: ", 1)[-1] if "failed: " in why else why.rsplit(": ", 1)[-1]
         raise UsageError(f"--factory {factory!r} is not a valid faiss factory string for dimension {d} "
-                         f"({why.strip()[:160]}); e.g. Flat, IVF4096,Flat, IVF4096,PQ32, OPQ32,IVF4096,PQ32, "
+                         f"({why[:160]}); e.g. Flat, IVF4096,Flat, IVF4096,PQ32, OPQ32,IVF4096,PQ32, "
                          "HNSW32") from None
     return index
 

@@ -156,6 +156,20 @@ def build_index(features: str | os.PathLike, output: str | os.PathLike, config: 
         return write_index_file(output, ix, inputs={"features": str(features)})
 
 
+def is_index_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an ``rkit/faiss-index`` file (``rkit merge`` combines index parts too)."""
+    import h5py
+
+    from retrievalkit.io.index import KIND
+
+    try:
+        with h5py.File(path, "r") as f:
+            kind = f.attrs.get("kind")
+    except OSError:
+        return False
+    return (kind.decode() if isinstance(kind, bytes) else kind) == KIND
+
+
 def _check_parts(parts: list[IndexFile]) -> list[IndexFile]:
     """Parts of one index: same features, factory and training; row ranges tiling all rows. Sorted by range."""
     if not parts:
