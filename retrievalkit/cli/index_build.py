@@ -43,10 +43,13 @@ def build_cmd(
     Sharded: rkit index build db.h5 --train-only -o trained.h5, then for each I:
     rkit index build db.h5 --trained trained.h5 --shard I/8 -o part.I.h5, then rkit index merge part.*.h5 -o db.index.h5
     """
-    from retrievalkit.images.discover import parse_shard
     from retrievalkit.search.index_stages import IndexBuildConfig, build_index
 
-    sh = parse_shard(shard)
+    sh = None
+    if shard is not None:  # (imported only here: the images package pulls in torch)
+        from retrievalkit.images.discover import parse_shard
+
+        sh = parse_shard(shard)
     cfg = IndexBuildConfig(factory=factory, train_size=train_size, block_size=block_size, seed=seed,
                            device=device.lower())
     with progress_bar("add", None) as adv:

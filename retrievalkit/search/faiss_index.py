@@ -131,6 +131,10 @@ def train(index, xt: np.ndarray, seed: int = 0) -> str | None:
         ivf = faiss.downcast_index(ivf)
         if hasattr(ivf, "pq"):
             cps.append(("PQ codebooks", 1 << ivf.pq.nbits, ivf.pq.cp))
+        if hasattr(ivf, "do_polysemous_training"):
+            # the factory turns it on; it only serves Hamming pre-filtering (polysemous_ht), which rkit never
+            # sets, and costs minutes
+            ivf.do_polysemous_training = False
     for what, k, cp in cps:
         cp.seed = int(seed)
         if xt.shape[0] < k:
