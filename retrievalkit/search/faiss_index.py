@@ -198,21 +198,21 @@ def merge_into(target, other, n_before: int) -> None:
         tivf.merge_from(oivf, n_before)
         target.ntotal = tivf.ntotal
         return
-    if family(target) == "flat":
-        inner = faiss.downcast_index(target.index) if isinstance(target, faiss.IndexPreTransform) else target
-        if inner is target:
-            target.merge_from(other, 0)
-            return
+    try:  # Flat codes (and what else faiss can merge) are appended as they are
+        target.merge_from(other, 0)
+        return
+    except RuntimeError:
+        pass
     if other.ntotal == 0:
         return
+    if isinstance(other, faiss.IndexPreTransform):
+        raise BadInputError("parts of a transformed non-IVF index cannot be merged; search them together "
+                            "(rkit index search --index part...)")
     try:
         x = other.reconstruct_n(0, other.ntotal)
     except RuntimeError:
         raise BadInputError("this kind of index can neither merge nor reconstruct its vectors; build it in one "
                             "go, or search the parts together (rkit index search --index part...)") from None
-    if isinstance(other, faiss.IndexPreTransform):
-        raise BadInputError("parts of a transformed non-IVF index cannot be merged; search them together "
-                            "(rkit index search --index part...)")
     target.add(x)
 
 
