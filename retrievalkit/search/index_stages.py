@@ -20,6 +20,7 @@ from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io import KnnGraph, Ranks, write_knn, write_ranks
 from retrievalkit.io.features_stream import FeaturesStream
 from retrievalkit.io.index import IndexFile, read_index_file, write_index_file
+from retrievalkit.io.output import writes_output
 from retrievalkit.search import faiss_index as fx
 
 Log = Callable[[str], None]
@@ -92,6 +93,7 @@ def _add_blocks(index, fs: FeaturesStream, start: int, end: int, cfg: IndexBuild
     return index
 
 
+@writes_output("output", inputs=("features", "trained"))
 def build_index(features: str | os.PathLike, output: str | os.PathLike, config: IndexBuildConfig | None = None,
                 *, trained: str | os.PathLike | None = None, shard: tuple[int, int] | None = None,
                 train_only: bool = False, progress: Callable[[int], None] | None = None,
@@ -205,6 +207,7 @@ def _load(ix: IndexFile):
         raise BadInputError(f"{ix.path}: {e}") from None
 
 
+@writes_output("output", inputs=("parts",))
 def merge_index(parts: Sequence[str | os.PathLike], output: str | os.PathLike, on_disk: bool = False,
                 log: Log | None = None) -> Path:
     """Combine index parts (``build_index(..., shard=...)`` of one trained index) into one index file.
@@ -327,6 +330,7 @@ def _search_all(searchers: list[_Searcher], xq: np.ndarray, k: int) -> tuple[np.
     return results[0] if len(results) == 1 else fx.merge_topk(results, k)
 
 
+@writes_output("output", inputs=("indexes", "queries", "database"))
 def search_index(indexes: Sequence[str | os.PathLike], queries: str | os.PathLike, output: str | os.PathLike,
                  config: IndexSearchConfig | None = None, database: str | os.PathLike | None = None,
                  progress: Callable[[int], None] | None = None, log: Log | None = None) -> Path:
@@ -408,6 +412,7 @@ def exact_rows_knn(fs: FeaturesStream, rows: np.ndarray, k: int, block_size: int
     return I
 
 
+@writes_output("output", inputs=("database", "index"))
 def knn_index(database: str | os.PathLike, output: str | os.PathLike, config: IndexSearchConfig | None = None, *,
               index: Sequence[str | os.PathLike] | None = None, build: IndexBuildConfig | None = None,
               recall_sample: int = 1000, progress: Callable[[int], None] | None = None,
