@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--nprobe", type=int, default=16)
     ap.add_argument("--ef", type=int, default=64)
     ap.add_argument("--shortlist", type=int, default=100)
+    ap.add_argument("--rows", default="flat,ivf,pq,opq,hnsw", help="which indexes (comma-separated keys)")
     ap.add_argument("--workdir", type=Path, default=None, help="where the files go (default: a temporary folder)")
     args = ap.parse_args()
 
@@ -117,13 +118,14 @@ def main() -> None:
     _, base_rss = child_rss(base_cmd, env)
 
     nl, m = args.nlist, args.pq
-    rows = [  # label, factory, search settings
-        ("Flat (exact)", "Flat", {}),
-        (f"IVF{nl},Flat", f"IVF{nl},Flat", {"nprobe": args.nprobe}),
-        (f"IVF{nl},PQ{m}", f"IVF{nl},PQ{m}", {"nprobe": args.nprobe}),
-        (f"OPQ{m},IVF{nl},PQ{m}", f"OPQ{m},IVF{nl},PQ{m}", {"nprobe": args.nprobe}),
-        ("HNSW32", "HNSW32", {"ef": args.ef}),
-    ]
+    rows = {  # key: label, factory, search settings
+        "flat": ("Flat (exact)", "Flat", {}),
+        "ivf": (f"IVF{nl},Flat", f"IVF{nl},Flat", {"nprobe": args.nprobe}),
+        "pq": (f"IVF{nl},PQ{m}", f"IVF{nl},PQ{m}", {"nprobe": args.nprobe}),
+        "opq": (f"OPQ{m},IVF{nl},PQ{m}", f"OPQ{m},IVF{nl},PQ{m}", {"nprobe": args.nprobe}),
+        "hnsw": ("HNSW32", "HNSW32", {"ef": args.ef}),
+    }
+    rows = [rows[key] for key in args.rows.split(",")]
     table = []
     for label, factory, params in rows:
         out = work / f"{factory.replace(',', '_')}.h5"
