@@ -2,8 +2,8 @@
 """Built faiss indexes against exact search on synthetic clustered vectors (128-D, float32), side by side.
 
 The features file is written in blocks (never the whole matrix in memory); each index is then built by the real
-command (`python -m retrievalkit index build`, one child process per index so its peak RSS is its own; the RSS of
-a child that only imports the same modules is printed as the baseline). Search runs in this process: the index is
+command (`python -m retrievalkit index build`, one child process per index so its peak RSS is its own; the peak RSS
+of `rkit --version` is printed as the baseline). Search runs in this process: the index is
 loaded, then all queries are searched in one block (CPU time per query, single thread; CPU rather than wall
 time because the machine is shared), optionally
 re-ranked exactly from the features file (`--shortlist`). recall@10 is against the exact top-10 (streamed exact
@@ -61,14 +61,34 @@ def exact_topk(fs: FeaturesStream, xq: np.ndarray, k: int, block: int) -> np.nda
     return best[1]
 
 
+_PEAK = ("import runpy, sys\n"
+         "sys.argv = sys.argv[1:]\n"
+         "try:\n"
+         "    runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
+         "except SystemExit as e:\n"
+         "    code = e.code\n"
+         "else:\n"
+         "    code = 0\n"
+         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+         "sys.stderr.write(f'PEAK_KB {hwm}\\n')\n"
+         "sys.exit(code)\n")
+
+
 def child_rss(cmd: list[str], env: dict) -> tuple[float, float]:
-    """Run ``cmd``; return (CPU seconds, peak RSS of the child in MiB). CPU time, not wall: one thread, so it is
-    the wall time on an idle core, and it does not depend on how busy the shared machine is."""
+    """Run ``python -m MODULE ARGS`` (``cmd`` = [python, "-m", MODULE, ...]); return (CPU seconds, peak RSS in MiB).
+
+    Peak RSS is the child's own VmHWM (read in the child at exit): the rusage of a forked child would include the
+    parent's memory at fork time. CPU time, not wall: one thread, so it is the wall time on an idle core, and it
+    does not depend on how busy the shared machine is."""
+    if cmd[1] == "-m":
+        cmd = [cmd[0], "-c", _PEAK, *cmd[2:]]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = proc.stderr.read()
     _, status, ru = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.read()}")
-    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{err}")
+    peak = [line for line in err.splitlines() if line.startswith("PEAK_KB")]
+    return ru.ru_utime + ru.ru_stime, int(peak[-1].split()[1]) / 1024 if peak else float("nan")
 
 
 def recall_at(I: np.ndarray, gt: np.ndarray, k: int) -> float:
@@ -114,7 +134,7 @@ def main() -> None:
     print(f"data: {args.n} x {args.dim} float32 ({matrix_mib:.0f} MiB) written in {gen_s:.1f} s in blocks of "
           f"{args.block_size}; {args.queries} queries; streamed exact top-10 in {exact_s:.1f} s", file=sys.stderr)
 
-    base_cmd = [sys.executable, "-c", "import retrievalkit.cli.app, retrievalkit.search.index_stages, faiss, h5py"]
+    base_cmd = [sys.executable, "-m", "retrievalkit", "--version"]
     _, base_rss = child_rss(base_cmd, env)
 
     nl, m = args.nlist, args.pq
@@ -163,7 +183,7 @@ def main() -> None:
     for r in table:
         print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.1f} | {r[4]:.0f} | {r[5]:.3f} | {r[6]:.3f} | {r[7]:.3f} | "
               f"{r[8]:.3f} |")
-    print(f"(peak RSS of a child that only imports rkit+faiss+h5py: {base_rss:.0f} MiB; the matrix alone: "
+    print(f"(peak RSS of `rkit --version` in a child: {base_rss:.0f} MiB; the matrix alone: "
           f"{matrix_mib:.0f} MiB; this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
 
 
