@@ -208,8 +208,14 @@ def merge_cmd(
 ):
     """Join the outputs of `rkit extract --shard I/N` into one features file (checked for gaps and overlap).
 
-    Example: rkit merge feats.1.h5 feats.2.h5 -o feats.h5
+    Example: rkit merge feats.1.h5 feats.2.h5 -o feats.h5 (index parts: the same as rkit index merge)
     """
+    from retrievalkit.search.index_stages import is_index_file
+
+    if inputs and is_index_file(inputs[0]):
+        from retrievalkit.search.index_stages import merge_index
+
+        return echo_path(merge_index(inputs, output))
     from retrievalkit.extract.merge import merge_features
 
     echo_path(merge_features(inputs, output))

@@ -1,0 +1,191 @@
+# ruff: noqa: E741  (faiss naming: D distances, I ids)
+"""Built faiss indexes against exact search on synthetic clustered vectors (128-D, float32), side by side.
+
+The features file is written in blocks (never the whole matrix in memory); each index is then built by the real
+command (`python -m retrievalkit index build`, one child process per index so its peak RSS is its own; the peak RSS
+of `rkit --version` is printed as the baseline). Search runs in this process: the index is
+loaded, then all queries are searched in one block (CPU time per query, single thread; CPU rather than wall
+time because the machine is shared), optionally
+re-ranked exactly from the features file (`--shortlist`). recall@10 is against the exact top-10 (streamed exact
+search). Queries are noisy copies of random database vectors.
+
+    .venv/bin/python benchmarks/index_scale.py                      # 200k x 128, ~5-10 min on 2 busy cores
+    .venv/bin/python benchmarks/index_scale.py --n 50000 --queries 200   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from retrievalkit.io.features import FeaturesWriter  # noqa: E402
+from retrievalkit.io.features_stream import FeaturesStream  # noqa: E402
+from retrievalkit.io.index import read_index_file  # noqa: E402
+from retrievalkit.search import faiss_index as fx  # noqa: E402
+
+
+def write_clustered(path: Path, n: int, dim: int, block: int, seed: int = 0, n_clusters: int = 1000) -> np.ndarray:
+    """n unit vectors around n_clusters random centres, written block by block. Returns the centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_clusters, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    with FeaturesWriter(path, dim, {"synthetic": "clustered", "n": n, "dim": dim}) as w:
+        for s in range(0, n, block):
+            b = min(block, n - s)
+            x = centres[rng.integers(0, n_clusters, b)] + 0.08 * rng.standard_normal((b, dim)).astype(np.float32)
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+            w.append([f"synthetic/{i:08d}" for i in range(s, s + b)], x)
+        w.finish()
+    return centres
+
+
+def exact_topk(fs: FeaturesStream, xq: np.ndarray, k: int, block: int) -> np.ndarray:
+    import faiss
+
+    best = None
+    for s, xb in fs.blocks(block):
+        d, i = faiss.knn(xq, xb, min(k, len(xb)), metric=faiss.METRIC_INNER_PRODUCT)
+        cur = (d, i + s)
+        best = cur if best is None else fx.merge_topk([best, cur], k)
+    return best[1]
+
+
+_PEAK = ("import runpy, sys\n"
+         "sys.argv = sys.argv[1:]\n"
+         "try:\n"
+         "    runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
+         "except SystemExit as e:\n"
+         "    code = e.code\n"
+         "else:\n"
+         "    code = 0\n"
+         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+         "sys.stderr.write(f'PEAK_KB {hwm}\\n')\n"
+         "sys.exit(code)\n")
+
+
+def child_rss(cmd: list[str], env: dict) -> tuple[float, float]:
+    """Run ``python -m MODULE ARGS`` (``cmd`` = [python, "-m", MODULE, ...]); return (CPU seconds, peak RSS in MiB).
+
+    Peak RSS is the child's own VmHWM (read in the child at exit): the rusage of a forked child would include the
+    parent's memory at fork time. CPU time, not wall: one thread, so it is the wall time on an idle core, and it
+    does not depend on how busy the shared machine is."""
+    if cmd[1] == "-m":
+        cmd = [cmd[0], "-c", _PEAK, *cmd[2:]]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = proc.stderr.read()
+    _, status, ru = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{err}")
+    peak = [line for line in err.splitlines() if line.startswith("PEAK_KB")]
+    return ru.ru_utime + ru.ru_stime, int(peak[-1].split()[1]) / 1024 if peak else float("nan")
+
+
+def recall_at(I: np.ndarray, gt: np.ndarray, k: int) -> float:
+    return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(I, gt)]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=200_000)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--nlist", type=int, default=512)
+    ap.add_argument("--pq", type=int, default=32, help="PQ bytes per vector")
+    ap.add_argument("--train-size", type=int, default=25_000)
+    ap.add_argument("--block-size", type=int, default=20_000, help="rows per block (build and data generation)")
+    ap.add_argument("--nprobe", type=int, default=16)
+    ap.add_argument("--ef", type=int, default=64)
+    ap.add_argument("--shortlist", type=int, default=100)
+    ap.add_argument("--rows", default="flat,ivf,pq,opq,hnsw", help="which indexes (comma-separated keys)")
+    ap.add_argument("--workdir", type=Path, default=None, help="where the files go (default: a temporary folder)")
+    args = ap.parse_args()
+
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="rkit-index-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    feats = work / "db.h5"
+    t0 = time.process_time()
+    centres = write_clustered(feats, args.n, args.dim, args.block_size)
+    gen_s = time.process_time() - t0
+    rng = np.random.default_rng(1)
+    matrix_mib = args.n * args.dim * 4 / 2**20
+    with FeaturesStream(feats) as fs:
+        ids = np.sort(rng.choice(args.n, args.queries, replace=False))
+        xq = fs.take(ids) + 0.03 * rng.standard_normal((args.queries, args.dim)).astype(np.float32)
+        xq /= np.linalg.norm(xq, axis=1, keepdims=True)
+        t = time.process_time()
+        gt = exact_topk(fs, xq, 10, args.block_size)
+        exact_s = time.process_time() - t
+    del centres
+    print(f"data: {args.n} x {args.dim} float32 ({matrix_mib:.0f} MiB) written in {gen_s:.1f} s in blocks of "
+          f"{args.block_size}; {args.queries} queries; streamed exact top-10 in {exact_s:.1f} s", file=sys.stderr)
+
+    base_cmd = [sys.executable, "-m", "retrievalkit", "--version"]
+    _, base_rss = child_rss(base_cmd, env)
+
+    nl, m = args.nlist, args.pq
+    rows = {  # key: label, factory, search settings
+        "flat": ("Flat (exact)", "Flat", {}),
+        "ivf": (f"IVF{nl},Flat", f"IVF{nl},Flat", {"nprobe": args.nprobe}),
+        "pq": (f"IVF{nl},PQ{m}", f"IVF{nl},PQ{m}", {"nprobe": args.nprobe}),
+        "opq": (f"OPQ{m},IVF{nl},PQ{m}", f"OPQ{m},IVF{nl},PQ{m}", {"nprobe": args.nprobe}),
+        "hnsw": ("HNSW32", "HNSW32", {"ef": args.ef}),
+    }
+    rows = [rows[key] for key in args.rows.split(",")]
+    table = []
+    for label, factory, params in rows:
+        out = work / f"{factory.replace(',', '_')}.h5"
+        cmd = [sys.executable, "-m", "retrievalkit", "-q", "index", "build", str(feats), "-o", str(out),
+               "--factory", factory, "--train-size", str(args.train_size), "--block-size", str(args.block_size)]
+        build_s, rss = child_rss(cmd, env)
+        size_mib = out.stat().st_size / 2**20
+        index = fx.deserialize(read_index_file(out).data)
+        fx.set_search_params(index, params.get("nprobe"), params.get("ef"), 10)
+        shortlists = [None, args.shortlist] if factory != "Flat" else [None]
+        for sl in shortlists:
+            k_search = sl or 10
+            t = time.process_time()
+            D, I = fx.search_blocks(index, xq, k_search, block_size=len(xq))
+            search_s = time.process_time() - t
+            rr_s = 0.0
+            if sl:
+                with FeaturesStream(feats) as fs:
+                    t = time.process_time()
+                    D, I = fx.rerank(xq, I, fs.take, 10)
+                    rr_s = time.process_time() - t
+            name = label + (f" + shortlist {sl}" if sl else "")
+            setting = ", ".join(f"{k}={v}" for k, v in params.items()) or "-"
+            table.append((name, setting, build_s, size_mib, rss, recall_at(I, gt, 1), recall_at(I, gt, 10),
+                          1000 * (search_s + rr_s) / len(xq), 1000 * rr_s / len(xq)))
+        del index
+        print(f"done {label}", file=sys.stderr)
+
+    print(f"\nN={args.n} D={args.dim} ({matrix_mib:.0f} MiB as float32), {args.queries} queries, 1 thread, "
+          f"train {args.train_size}, build blocks of {args.block_size} rows; baseline child RSS {base_rss:.0f} MiB")
+    hdr = ("index", "search", "build CPU s", "file MiB", "build peak RSS MiB", "R@1", "R@10", "CPU ms/query",
+           "of which re-rank")
+    print("| " + " | ".join(hdr) + " |")
+    print("|" + "---|" * len(hdr))
+    for r in table:
+        print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.1f} | {r[4]:.0f} | {r[5]:.3f} | {r[6]:.3f} | {r[7]:.3f} | "
+              f"{r[8]:.3f} |")
+    print(f"(peak RSS of `rkit --version` in a child: {base_rss:.0f} MiB; the matrix alone: "
+          f"{matrix_mib:.0f} MiB; this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
