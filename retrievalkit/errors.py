@@ -34,3 +34,13 @@ class MissingDependencyError(RkitError):
 class RkitWarning(UserWarning):
     """An input was accepted after a fix (e.g. vectors re-normalised) or partly skipped: the CLI prints it as one
     ``warning:`` line on stderr. Library callers see an ordinary :mod:`warnings` warning."""
+
+
+class MissingInputError(BadInputError):
+    """An input path named on the command line does not exist (exit code 2, like the parser's own check).
+
+    One rule for every command: a path that is not there is a command-line mistake (2), whether the parser or the
+    library notices it; a file that is there but unusable is bad input data (3).
+    """
+
+    exit_code = 2

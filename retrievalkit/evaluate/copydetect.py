@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.errors import BadInputError, MissingInputError, UsageError
 
 PRECISION_TARGET = 0.9
 
@@ -225,7 +225,7 @@ def _read_csv(path: Path, required: Sequence[str]) -> tuple[dict[str, int], list
         with open(path, encoding="utf-8-sig", newline="") as f:
             lines = list(csv.reader(f))
     except FileNotFoundError:
-        raise BadInputError(f"{path}: file not found; check the path") from None
+        raise MissingInputError(f"{path}: file not found; check the path") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise BadInputError(f"{path}: cannot read CSV ({exc}); give a UTF-8 CSV file") from None
     numbered = [(i + 1, row) for i, row in enumerate(lines) if any(cell.strip() for cell in row)]

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.errors import BadInputError, MissingInputError, UsageError
 from retrievalkit.io.pickles import load_pickle
 
 Protocol = Literal["easy", "medium", "hard"]
@@ -124,7 +124,7 @@ def load_gnd(path: str | Path) -> GroundTruth:
         else:
             raw = load_pickle(path, "ground-truth file")  # restricted: refuses anything that would run code
     except FileNotFoundError:
-        raise BadInputError(f"{path}: ground-truth file not found; check the path") from None
+        raise MissingInputError(f"{path}: ground-truth file not found; check the path") from None
     except (OSError, ValueError) as exc:
         raise BadInputError(f"{path}: cannot read ground truth ({exc}); give a revisitop gnd file") from None
     return ground_truth_from_dict(raw, source=str(path))

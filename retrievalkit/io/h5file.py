@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from retrievalkit import __version__
-from retrievalkit.errors import BadInputError
+from retrievalkit.errors import BadInputError, MissingInputError
 from retrievalkit.io.output import atomic_file, partial_path  # noqa: F401  (partial_path: re-exported)
 
 STR_DTYPE = h5py.string_dtype(encoding="utf-8")
@@ -63,7 +63,7 @@ def open_checked(path: str | os.PathLike, kind: str, schema: int) -> Iterator[h5
     """Open an rkit HDF5 file for reading after checking it exists and has the right kind/schema."""
     path = Path(path)
     if not path.exists():
-        raise BadInputError(f"{path}: file not found")
+        raise MissingInputError(f"{path}: file not found")
     try:
         f = h5py.File(path, "r")
     except OSError as e:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from retrievalkit.errors import BadInputError
+from retrievalkit.errors import BadInputError, MissingInputError
 
 
 def _latin1_encode(text: str, encoding: str = "latin1", errors: str = "strict") -> bytes:
@@ -99,7 +99,7 @@ def load_pickle(path: str | os.PathLike, what: str = "pickle file") -> Any:
         with open(path, "rb") as f:
             return RestrictedUnpickler(f, encoding="latin1").load()
     except FileNotFoundError:
-        raise BadInputError(f"{path}: {what} not found; check the path") from None
+        raise MissingInputError(f"{path}: {what} not found; check the path") from None
     except IsADirectoryError:
         raise BadInputError(f"{path}: is a directory, expected a {what}") from None
     except pickle.UnpicklingError as e:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from retrievalkit.errors import BadInputError
+from retrievalkit.errors import BadInputError, MissingInputError
 
 
 def _numpy_globals() -> list:
@@ -36,7 +36,7 @@ def load_torch_file(path: str | Path, what: str = "model file") -> object:
     """
     path = Path(path)
     if not path.is_file():
-        raise BadInputError(f"{what} {path} does not exist or is not a file")
+        raise MissingInputError(f"{what} {path} does not exist or is not a file")
     with open(path, "rb") as fh:
         if fh.read(8) == b"\x89HDF\r\n\x1a\n":
             raise BadInputError(f"{what} {path} is an HDF5 file (an rkit data file?), not a torch file")

@@ -24,7 +24,7 @@ from torch import nn
 
 from retrievalkit import __version__
 from retrievalkit.devices import resolve_device
-from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.errors import BadInputError, MissingInputError, UsageError
 from retrievalkit.io.output import atomic_file
 from retrievalkit.models._checks import ShapeError
 from retrievalkit.models._files import load_state_into, load_torch_file
@@ -85,7 +85,7 @@ def load_model(source: str | Path, device: str | torch.device | None = "cpu", *,
     if path.is_file():
         net = _load_file(path, backbone=backbone, pooling=pooling)
     elif path.suffix or "/" in str(source) or os.sep in str(source):
-        raise BadInputError(f"model file {path} does not exist")
+        raise MissingInputError(f"model file {path} does not exist")
     else:
         spec = get_backbone_spec(str(source))  # an unknown name raises UsageError listing the close matches
         net = RetrievalNet(create_backbone(spec.name), pooling=pooling or "gem", p=3.0 if p is None else p)
