@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 env: $(STAMP)
 
 demo: $(STAMP)
-	$(MAKE) -C examples RKIT=$(abspath $(RKIT)) demo
+	$(MAKE) -C examples RKIT=$(abspath $(RKIT)) PYTHON=$(abspath $(PY)) demo
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q tests
