@@ -1,12 +1,14 @@
 """The one device rule of the library and the CLI: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
 
-torch is imported only when a CUDA question has to be answered, so commands that run on faiss and numpy
-alone (``--device cpu``) never load it.
+torch is imported only when a CUDA question has to be answered, and not even then on a Linux machine without
+an NVIDIA device node (where CUDA cannot be available), so commands that run on faiss and numpy alone never load it.
 """
 
 from __future__ import annotations
 
+import glob
 import re
+import sys
 
 from retrievalkit.errors import MissingDependencyError, UsageError
 
@@ -30,14 +32,23 @@ def resolve_device(device: object = "auto") -> str:
         raise UsageError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
     if name == "cpu":
         return name
-    import torch
-
     if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not torch.cuda.is_available():
+        return "cuda" if _cuda_available() else "cpu"
+    if not _cuda_available():
         raise MissingDependencyError(f"--device {device}: CUDA is not available on this machine "
                                      "(torch CPU build or no GPU); use --device cpu")
     return name
+
+
+def _cuda_available() -> bool:
+    """``torch.cuda.is_available()``, without importing torch where the answer is plainly no: on Linux the CUDA
+    driver needs a /dev/nvidia* device node (or /dev/dxg under WSL)."""
+    if "torch" not in sys.modules and sys.platform.startswith("linux") and not glob.glob("/dev/nvidia*") \
+            and not glob.glob("/dev/dxg"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 __all__ = ["resolve_device"]

@@ -60,9 +60,37 @@ def _root(
     if threads is not None:
         if threads < 1:
             raise typer.BadParameter("must be at least 1", param_hint="--threads")
-        import torch
+        _torch_threads(threads)
 
-        torch.set_num_threads(threads)
+
+def _torch_threads(n: int) -> None:
+    """``torch.set_num_threads(n)``: now if torch is loaded, else right after a command first imports it, so
+    commands that run no torch code (index search, evaluate, ...) never load it."""
+    import importlib.abc
+    import importlib.util
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+        return
+
+    class AfterTorchImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name != "torch":
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(name)  # by the finders that follow
+            if spec is not None and spec.loader is not None:
+                exec_module = spec.loader.exec_module
+
+                def exec_then_set(module):
+                    exec_module(module)
+                    module.set_num_threads(n)
+
+                spec.loader.exec_module = exec_then_set
+            return spec
+
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "AfterTorchImport"]  # one per run
+    sys.meta_path.insert(0, AfterTorchImport())
 
 
 def _register() -> None:
