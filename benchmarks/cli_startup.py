@@ -1,0 +1,138 @@
+# ruff: noqa: E741  (faiss naming: D distances, I ids)
+"""Start-up time of the `rkit` command: every sub-command's `--help`, a trivial run, and `index search` against
+a bare faiss script.
+
+Every figure is the wall time of a fresh process (interpreter start included), median of ``--repeats`` runs
+with the min–max spread. Reference rows: ``python -c pass`` and ``python -c "import torch"`` / ``"import faiss"``
+(what a command pays if it loads them). Last table: ``rkit index search`` (5k queries × 50k database × 512-D,
+k=100, generated in a temp folder) against a script making the same calls (h5py read, ``faiss.IndexFlatIP``
+add + blocked search, h5py write) on the same files, runs alternated; ratio = rkit / bare.
+
+    .venv/bin/python benchmarks/cli_startup.py                  # ~3 min on 2 busy cores
+    .venv/bin/python benchmarks/cli_startup.py --repeats 3 --queries 1000 --database 10000   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+COMMANDS = [["extract"], ["merge"], ["whiten", "learn"], ["whiten", "apply"], ["index", "search"], ["index", "knn"],
+            ["index", "fuse"], ["index", "asmk"], ["index", "search-asmk"], ["diffuse"], ["diffuse-prepare"],
+            ["propagate"], ["evaluate"], ["sfm-mine"], ["manifold-mine"], ["verify"], ["copy-detect"], ["show"],
+            ["train", "run"], ["train", "import-cirtorch"]]
+
+BARE = """
+import sys
+import h5py, numpy as np, faiss
+db, q, out, k, block = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+with h5py.File(db, "r") as f:
+    xb = f["vectors"][:]
+with h5py.File(q, "r") as f:
+    xq = f["vectors"][:]
+index = faiss.IndexFlatIP(xb.shape[1])
+index.add(xb)
+D = np.empty((len(xq), k), np.float32)
+I = np.empty((len(xq), k), np.int64)
+for s in range(0, len(xq), block):
+    D[s:s + block], I[s:s + block] = index.search(xq[s:s + block], k)
+with h5py.File(out + ".tmp", "w") as f:
+    f["scores"], f["indices"] = D, I
+import os
+os.replace(out + ".tmp", out)
+"""
+
+
+def wall(cmd: list[str], env: dict) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    dt = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    return dt
+
+
+def stats(times: list[float]) -> str:
+    return f"{statistics.median(times):7.3f} s  ({min(times):.3f}–{max(times):.3f})"
+
+
+def write_feats(path: Path, n: int, dim: int, seed: int) -> None:
+    from retrievalkit.io import Features, write_features
+
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    write_features(path, Features([f"img{i:06d}.jpg" for i in range(n)], x))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--queries", type=int, default=5000)
+    ap.add_argument("--database", type=int, default=50000)
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=1, help="OMP/MKL threads of every process (default 1).")
+    args = ap.parse_args()
+    py = sys.executable
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(args.threads),
+               MKL_NUM_THREADS=str(args.threads))
+    rkit = [py, "-m", "retrievalkit"]
+    r = args.repeats
+
+    print(f"# start-up, fresh process each run, median of {r} (min–max); {args.threads} thread(s); "
+          f"python {sys.version.split()[0]}")
+    print(f"{'what':44s} {'wall time':>28s}")
+    ref = {}
+    for label, cmd in [("python -c pass", [py, "-c", "pass"]),
+                       ("python -c 'import faiss'", [py, "-c", "import faiss"]),
+                       ("python -c 'import torch'", [py, "-c", "import torch"]),
+                       ("rkit --help", [*rkit, "--help"])]:
+        ref[label] = [wall(cmd, env) for _ in range(r)]
+        print(f"{label:44s} {stats(ref[label]):>28s}")
+    for c in COMMANDS:
+        times = [wall([*rkit, *c, "--help"], env) for _ in range(r)]
+        print(f"{'rkit ' + ' '.join(c) + ' --help':44s} {stats(times):>28s}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        write_feats(t / "db1k.h5", 1000, 128, 1)
+        write_feats(t / "q1k.h5", 100, 128, 2)
+        times = [wall([*rkit, "-q", "index", "search", str(t / "db1k.h5"), str(t / "q1k.h5"), "-o",
+                       str(t / "r1k.h5"), "-k", "10"], env) for _ in range(r)]
+        print(f"{'rkit index search (1k × 128, 100 queries)':44s} {stats(times):>28s}")
+
+        print()
+        print(f"# index search, {args.queries} queries × {args.database} database × {args.dim}-D, k=100, "
+              f"block 4096: whole command vs bare faiss script on the same files, runs alternated")
+        write_feats(t / "db.h5", args.database, args.dim, 3)
+        write_feats(t / "q.h5", args.queries, args.dim, 4)
+        cmd_rkit = [*rkit, "-q", "index", "search", str(t / "db.h5"), str(t / "q.h5"), "-o", str(t / "r.h5"),
+                    "-k", "100", "--block", "4096"]
+        cmd_bare = [py, "-c", BARE, str(t / "db.h5"), str(t / "q.h5"), str(t / "bare.h5"), "100", "4096"]
+        a, b = [], []
+        for _ in range(r):
+            a.append(wall(cmd_rkit, env))
+            b.append(wall(cmd_bare, env))
+        ratios = [x / y for x, y in zip(a, b)]
+        print(f"{'rkit index search':44s} {stats(a):>28s}")
+        print(f"{'bare faiss script':44s} {stats(b):>28s}")
+        print(f"{'ratio rkit / bare (per pair)':44s} {statistics.median(ratios):7.2f}×   "
+              f"({min(ratios):.2f}–{max(ratios):.2f})")
+        import h5py
+
+        with h5py.File(t / "r.h5", "r") as f, h5py.File(t / "bare.h5", "r") as g:
+            same = np.array_equal(f["indices"][:], g["indices"][:])
+        print(f"{'same neighbours as the bare script':44s} {str(same):>28s}")
+
+
+if __name__ == "__main__":
+    main()
