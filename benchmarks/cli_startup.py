@@ -28,7 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 COMMANDS = [["extract"], ["merge"], ["whiten", "learn"], ["whiten", "apply"], ["index", "search"], ["index", "knn"],
-            ["index", "fuse"], ["index", "asmk"], ["index", "search-asmk"], ["diffuse"], ["diffuse-prepare"],
+            ["index", "fuse"], ["index", "asmk"], ["index", "search-asmk"], ["index", "build"], ["index", "merge"],
+            ["diffuse"], ["diffuse-prepare"],
             ["propagate"], ["evaluate"], ["sfm-mine"], ["manifold-mine"], ["verify"], ["copy-detect"], ["show"],
             ["train", "run"], ["train", "import-cirtorch"]]
 
@@ -106,7 +107,8 @@ def main() -> None:
         t = Path(tmp)
         write_feats(t / "db1k.h5", 1000, 128, 1)
         write_feats(t / "q1k.h5", 100, 128, 2)
-        times = [wall([*rkit, "-q", "index", "search", str(t / "db1k.h5"), str(t / "q1k.h5"), "-o",
+        times = [wall([*rkit, "-q", "index", "search", "--database", str(t / "db1k.h5"), "--queries",
+                       str(t / "q1k.h5"), "-o",
                        str(t / "r1k.h5"), "-k", "10"], env) for _ in range(r)]
         print(f"{'rkit index search (1k × 128, 100 queries)':44s} {stats(times):>28s}")
 
@@ -115,8 +117,8 @@ def main() -> None:
               f"block 4096: whole command vs bare faiss script on the same files, runs alternated")
         write_feats(t / "db.h5", args.database, args.dim, 3)
         write_feats(t / "q.h5", args.queries, args.dim, 4)
-        cmd_rkit = [*rkit, "-q", "index", "search", str(t / "db.h5"), str(t / "q.h5"), "-o", str(t / "r.h5"),
-                    "-k", "100", "--block", "4096"]
+        cmd_rkit = [*rkit, "-q", "index", "search", "--database", str(t / "db.h5"), "--queries", str(t / "q.h5"),
+                    "-o", str(t / "r.h5"), "-k", "100", "--block-size", "4096"]
         cmd_bare = [py, "-c", BARE, str(t / "db.h5"), str(t / "q.h5"), str(t / "bare.h5"), "100", "4096"]
         a, b = [], []
         for _ in range(r):

@@ -52,7 +52,8 @@ def first_loading(results: list[dict], module: str) -> list[str] | None:
 HELP = [[], ["extract"], ["merge"], ["diffuse"], ["diffuse-prepare"], ["propagate"], ["evaluate"], ["sfm-mine"],
         ["manifold-mine"], ["verify"], ["copy-detect"], ["show"], ["whiten"], ["whiten", "learn"],
         ["whiten", "apply"], ["index"], ["index", "search"], ["index", "knn"], ["index", "fuse"], ["index", "asmk"],
-        ["index", "search-asmk"], ["train"], ["train", "run"], ["train", "import-cirtorch"]]
+        ["index", "search-asmk"], ["index", "build"], ["index", "merge"], ["train"], ["train", "run"],
+        ["train", "import-cirtorch"]]
 
 
 def test_help_of_every_command_loads_no_heavy_module():
@@ -91,20 +92,25 @@ def files(tmp_path_factory, demo_dir):
 def test_faiss_and_numpy_commands_never_load_torch(files):
     d, gnd = files
     commands = [
-        ["-q", "--threads", "1", "index", "search", d / "db.h5", d / "q.h5", "-o", d / "ranks.h5", "-k", "20",
-         "--device", "cpu"],
+        ["-q", "--threads", "1", "index", "search", "--database", d / "db.h5", "--queries", d / "q.h5",
+         "-o", d / "ranks.h5", "-k", "20", "--device", "cpu"],
         ["-q", "index", "knn", d / "db.h5", "-o", d / "knn.h5", "-k", "5", "--device", "cpu"],
         ["-q", "index", "fuse", d / "ranks.h5", d / "other.h5", "-o", d / "fused.h5", "-k", "10"],
         ["-q", "evaluate", d / "ranks.h5", "--gnd", gnd],
         ["-q", "whiten", d / "db.h5", "-o", d / "w.h5", "--dim", "16"],
         ["-q", "whiten", "apply", d / "q.h5", "--whitening", d / "w.h5", "-o", d / "q.w.h5"],
         ["-q", "merge", d / "db.h5", "-o", d / "merged.h5"],
-        ["-q", "index", "asmk", d / "db.loc.h5", "-o", d / "asmk.h5", "--codebook-size", "8", "--niter", "2"],
-        ["-q", "index", "search-asmk", d / "asmk.h5", "--queries", d / "q.loc.h5", "-o", d / "asmk.ranks.h5"],
+        ["-q", "index", "build", d / "db.h5", "-o", d / "db.index.h5", "--factory", "Flat"],
+        ["-q", "index", "search", "--database", d / "db.h5", "--queries", d / "q.h5", "--index", d / "db.index.h5",
+         "-o", d / "ranks.index.h5"],
+        ["-q", "index", "asmk", d / "db.loc.h5", "-o", d / "asmk.h5", "--codebook-size", "8", "--iters", "2"],
+        ["-q", "index", "search-asmk", "--database", d / "asmk.h5", "--queries", d / "q.loc.h5",
+         "-o", d / "asmk.ranks.h5"],
     ]
     results = run_in_one_process([[str(a) for a in c] for c in commands])
     assert [r["code"] for r in results] == [0] * len(commands), results
-    for out in ("ranks.h5", "knn.h5", "fused.h5", "w.h5", "q.w.h5", "merged.h5", "asmk.h5", "asmk.ranks.h5"):
+    for out in ("ranks.h5", "knn.h5", "fused.h5", "w.h5", "q.w.h5", "merged.h5", "db.index.h5", "ranks.index.h5",
+                "asmk.h5", "asmk.ranks.h5"):
         assert (d / out).is_file(), out  # the commands really ran
     assert "faiss" in results[0]["loaded"]  # the search ran on faiss ...
     for m in ("torch", "cv2", "matplotlib"):  # ... and nothing here decodes images, plots or runs a network
@@ -115,7 +121,7 @@ def test_rkit_process_of_index_search_imports_no_torch(files):
     """The real process (``python -m retrievalkit``, default ``--device auto``), read from -X importtime."""
     d, _ = files
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "retrievalkit", "-q", "index", "search",
-                           d / "db.h5", d / "q.h5", "-o", d / "ranks2.h5", "-k", "5"],
+                           "--database", d / "db.h5", "--queries", d / "q.h5", "-o", d / "ranks2.h5", "-k", "5"],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {ln.rsplit("|", 1)[-1].strip() for ln in proc.stderr.splitlines() if ln.startswith("import time:")}
