@@ -54,6 +54,8 @@ def _parse(command: str):
     while hasattr(cmd, "commands"):
         if not tokens:  # a group named in prose (`rkit index`)
             return " ".join(path)
+        if not path and tokens[0] in ("-h", "--help", "--version"):  # the root's own help or version
+            return ""
         name = tokens[0] if tokens[0] in cmd.commands else DEFAULT_SUB[path[-1]]
         if tokens[0] == name:
             tokens = tokens[1:]
