@@ -157,18 +157,32 @@ class FeaturesWriter:
     def _open(self, dim, config, resume, half, inputs, regions) -> None:
         dtype = np.float16 if half else np.float32
         if resume and self.partial.exists():
+            damaged = None
             try:
                 self.f = h5py.File(self.partial, "a")
             except OSError:
-                raise BadInputError(f"{self.partial}: the partial output cannot be opened (the run was killed while "
-                                    "writing it?); drop --resume to start again") from None
-            old = read_config(self.f)
-            if old != config or "vectors" not in self.f or int(self.f["vectors"].shape[1]) != dim:
-                raise BadInputError(
-                    f"{self.partial}: the partial output was made with other settings; "
-                    f"drop --resume to start again (or delete {self.partial})")
-            self._check_partial()
-            return
+                damaged = "cannot be opened"
+            if damaged is None:
+                old = read_config(self.f)
+                if old != config or "vectors" not in self.f or int(self.f["vectors"].shape[1]) != dim:
+                    raise BadInputError(
+                        f"{self.partial}: the partial output was made with other settings; "
+                        f"drop --resume to start again (or delete {self.partial})")
+                if self._partial_is_consistent():
+                    return
+                damaged = "is inconsistent"
+                self.f.close()
+                self.f = None
+            # HDF5 is not crash-safe: a run killed inside a write can leave a partial that no longer opens, or
+            # whose rows and counters disagree. Nothing in it can be trusted, so the run starts over (same result
+            # as a clean run, only slower) instead of stopping or building on a damaged prefix.
+            import warnings
+
+            from retrievalkit.errors import RkitWarning
+
+            warnings.warn(f"{self.partial}: the partial output {damaged} (the run was killed while writing it); "
+                          "starting again from the first image", RkitWarning, stacklevel=2)
+            self.partial.unlink()
         # Created under a scratch name and renamed once its header is on disk, so a run killed while creating it
         # never leaves a half-made partial for --resume to trip over.
         fresh = self.partial.with_name(self.partial.name + ".new")
@@ -185,7 +199,7 @@ class FeaturesWriter:
         self.f.flush()
         os.replace(fresh, self.partial)
 
-    def _check_partial(self) -> None:
+    def _partial_is_consistent(self) -> bool:
         """A partial left by a killed run must be a consistent prefix: every consumed item is a row or a failure."""
         f = self.f
         try:
@@ -193,12 +207,9 @@ class FeaturesWriter:
             nf, nr = f["failed"].shape[0], f["failed_reason"].shape[0]
             done = int(f.attrs["done"])
             rows_ok = (m == n) if "image_index" not in f else (f["image_index"].shape[0] == m and m >= n)
-            ok = rows_ok and nf == nr and n + nf == done
+            return rows_ok and nf == nr and n + nf == done
         except (KeyError, OSError, ValueError):
-            ok = False
-        if not ok:
-            raise BadInputError(f"{self.partial}: the partial output is inconsistent (the run was killed while "
-                                "writing it?); drop --resume to start again")
+            return False
 
     @property
     def done(self) -> int:

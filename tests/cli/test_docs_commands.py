@@ -158,7 +158,7 @@ def test_readme_blocks_run_on_the_demo_photos(tmp_path, demo_dir, monkeypatch):
     assert set(metrics["map"]) == {"easy", "medium", "hard"}
     for command in _readme_block("## `rkit index`"):
         if "--index" in command or "index build" in command:
-            continue  # compressed faiss indexes need far more vectors than the demo has (tests/search/test_index_build.py)
+            continue  # compressed faiss indexes need more vectors than the demo has (test_index_build.py runs them)
         run(command)
     assert (tmp_path / "knn.h5").exists()
     whiten = _readme_block("## `rkit whiten`")

@@ -91,8 +91,9 @@ def test_extract_local_lists_unreadable_images(messy, tmp_path, method):
     root, good, bad = messy
     before = snapshot(root)
     out = tmp_path / "l.h5"
-    p = rkit("extract", root, "--local", "--local-method", method, "-o", out, *FAST, "--max-features", "50",
-             "--pca-dim", "0")
+    # the network and its PCA apply to deep locals only (the CLI refuses them for SIFT)
+    extra = [*FAST, "--dim", "0"] if method == "deep" else ["--size", "64", "--device", "cpu"]
+    p = rkit("extract", root, "--local", "--local-method", method, "-o", out, *extra, "--max-features", "50")
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr
     assert sorted(_failed(out)) == sorted(bad)
@@ -132,7 +133,7 @@ def test_copy_detect_leaves_out_unreadable_images(tmp_path):
     (r / "truncated.jpg").write_bytes((r / "d0.jpg").read_bytes()[:5000])
     before = snapshot(tmp_path)
     out = tmp_path / "m.csv"
-    p = rkit("copy-detect", "--queries", q, "--references", r, "-o", out, *FAST, "--workers", "0")
+    p = rkit("copy-detect", "--queries", q, "--database", r, "-o", out, *FAST, "--workers", "0")
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr
     warn = [ln for ln in p.stderr.splitlines() if ln.startswith("warning:")]

@@ -99,3 +99,20 @@ def test_second_writer_fails_at_once_and_first_completes(world, tmp_path):  # no
     _, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
     assert_same_features(out, world.big_clean)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_resume_from_a_damaged_partial_starts_over(world, tmp_path, damage):  # noqa: F811
+    """A kill inside an HDF5 write can leave a partial that does not open: --resume says so and starts over."""
+    out = tmp_path / "feats.h5"
+    part = partial_path(out)
+    if damage == "garbage":
+        part.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    else:  # the first half of a real features file
+        data = world.big_clean.read_bytes()
+        part.write_bytes(data[: len(data) // 2])
+    [r] = run_batch([["extract", world.big, "-o", out, *EXTRACT, "--resume"]], tmp_path)
+    assert r.code == 0, r.stderr
+    warnings_ = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings_) == 1 and "starting again" in warnings_[0] and "Traceback" not in r.stderr
+    assert_same_features(out, world.big_clean)
