@@ -72,3 +72,26 @@ def test_copy_detection_page_in_browser(data_dir, tmp_path):
     assert 'id="plot-pr"' in dom
     _browser(out, tmp_path, "--screenshot=" + str(tmp_path / "cd.png"), "--window-size=1200,1400")
     assert (tmp_path / "cd.png").stat().st_size > 10_000
+
+
+def test_matches_page_in_browser(demo_run, tmp_path):
+    """The verification view: each query next to its top results with the inliers drawn, every picture loaded."""
+    import json
+
+    gnd = json.loads(demo_run["gnd"].read_text())
+    sift = tmp_path / "all.sift.h5"
+    run_rkit("--threads", "1", "extract", demo_run["images"], "--local", "--local-method", "sift", "--size", "320",
+             "--max-features", "300", "-o", sift)
+    out = tmp_path / "m.html"
+    run_rkit("show", demo_run["ranks"], "--images", demo_run["images"], "--gnd", demo_run["gnd"], "--matches",
+             "--queries", sift, "--database", sift, "--only", f"{gnd['qimlist'][0]},2", "-o", out)
+    data = page_data(out)
+    dom = _browser(out, tmp_path, "--dump-dom")
+    body = re.search(r"<body([^>]*)>", dom).group(1)
+    assert 'data-ready="1"' in body and 'data-broken="0"' in body
+    assert re.findall(r'<div class="row" data-name="([^"]+)">', dom) == [q["name"] for q in data["queries"]]
+    files = [p["file"] for q in data["queries"] for p in q["m"]]
+    assert files and all(f in dom for f in files)  # every drawn pair is on the page
+    assert not re.search(r'<img[^>]*class="[^"]*broken', dom)
+    _browser(out, tmp_path, "--screenshot=" + str(tmp_path / "matches.png"), "--window-size=1400,1600")
+    assert (tmp_path / "matches.png").stat().st_size > 10_000
