@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 env: $(STAMP)
 
+# -j2: the demo's steps run one torch thread each (its figures depend on the thread count), two at a time
 demo: $(STAMP)
-	$(MAKE) -C examples RKIT=$(abspath $(RKIT)) PYTHON=$(abspath $(PY)) demo
+	$(MAKE) -C examples -j2 RKIT=$(abspath $(RKIT)) PYTHON=$(abspath $(PY)) demo
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q tests
