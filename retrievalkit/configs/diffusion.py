@@ -10,7 +10,6 @@ import dataclasses
 from dataclasses import dataclass
 
 from retrievalkit.configs.checks import at_least, one_of, positive, within
-from retrievalkit.errors import UsageError
 
 METHODS = ("cg", "truncated", "spectral", "hybrid", "none")
 EXPANSIONS = ("none", "aqe", "alpha-qe")
@@ -87,16 +86,9 @@ class PropagationConfig:
 
     def resolve(self, n: int, graph_k_available: int | None = None) -> PropagationConfig:
         """Validated copy with the automatic graph k filled for ``n`` images."""
-        from retrievalkit.diffusion.rank import auto_graph_k
+        from retrievalkit.diffusion.rank import resolve_graph_k
 
         self.check()
         out = dataclasses.replace(self)
-        if out.graph_k is None:
-            out.graph_k = auto_graph_k(n)
-            if graph_k_available is not None:
-                out.graph_k = min(out.graph_k, graph_k_available)
-        elif graph_k_available is not None and out.graph_k > graph_k_available:
-            raise UsageError(f"--graph-k {out.graph_k}: the graph file only has {graph_k_available} neighbours per "
-                             f"item; rebuild it with `rkit index knn -k {out.graph_k}` or lower --graph-k")
-        out.graph_k = int(min(out.graph_k, max(1, n - 1)))
+        out.graph_k = resolve_graph_k(out.graph_k, n, graph_k_available)
         return out

@@ -28,18 +28,10 @@ class SearchConfig:
 
 
 @dataclass
-class KnnConfig:
+class KnnConfig(SearchConfig):
     """``rkit index knn``: each database item's top_k nearest others (self excluded); block_size rows at a time."""
 
     top_k: int = 50
-    block_size: int = 4096
-
-    def __post_init__(self) -> None:
-        at_least("top_k", self.top_k, 1)
-        at_least("block_size", self.block_size, 1)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

@@ -51,18 +51,24 @@ def auto_fuse(n_nodes: int) -> float:
     return 0.9 if n_nodes < LITERATURE_SCALE else 0.0
 
 
+def resolve_graph_k(graph_k: int | None, n_nodes: int, graph_k_available: int | None = None) -> int:
+    """The graph's k: ``graph_k`` or the automatic choice for ``n_nodes`` vectors, within what a given graph file
+    holds (``graph_k_available``) and below ``n_nodes``."""
+    if graph_k is None:
+        graph_k = auto_graph_k(n_nodes)
+        if graph_k_available is not None:
+            graph_k = min(graph_k, graph_k_available)
+    elif graph_k_available is not None and graph_k > graph_k_available:
+        raise UsageError(f"--graph-k {graph_k}: the graph file only has {graph_k_available} neighbours per item; "
+                         f"rebuild it with `rkit index knn -k {graph_k}` or lower --graph-k")
+    return int(min(graph_k, max(1, n_nodes - 1)))
+
+
 def resolve_config(cfg: DiffusionConfig, n_nodes: int, graph_k_available: int | None = None) -> DiffusionConfig:
     """Validate ``cfg`` and fill the automatic settings for a graph of ``n_nodes`` database vectors."""
     cfg.__post_init__()  # the ranges, also after fields were changed in place
     out = dataclasses.replace(cfg)
-    if out.graph_k is None:
-        out.graph_k = auto_graph_k(n_nodes)
-        if graph_k_available is not None:
-            out.graph_k = min(out.graph_k, graph_k_available)
-    elif graph_k_available is not None and out.graph_k > graph_k_available:
-        raise UsageError(f"--graph-k {out.graph_k}: the graph file only has {graph_k_available} neighbours per item; "
-                         f"rebuild it with `rkit index knn -k {out.graph_k}` or lower --graph-k")
-    out.graph_k = int(min(out.graph_k, max(1, n_nodes - 1)))
+    out.graph_k = resolve_graph_k(out.graph_k, n_nodes, graph_k_available)
     if out.fuse is None:
         out.fuse = auto_fuse(n_nodes)
     if out.rank is None:
