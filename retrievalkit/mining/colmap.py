@@ -25,12 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
+from retrievalkit.configs.mining import MATCHERS, SfmMineConfig
 from retrievalkit.errors import MissingDependencyError, UsageError
 from retrievalkit.io.output import write_text
 from retrievalkit.mining.positives import ModelObservations
 
 STATUS = "status.json"
-MATCHERS = ("exhaustive", "sequential")
+#: reconstruction defaults come from ``rkit sfm-mine``'s settings (the one place they live)
+_S = SfmMineConfig()
 
 
 @dataclass
@@ -53,23 +55,23 @@ class SfmOptions:
         timeout: seconds one collection may take (0: no limit); a collection over the limit fails.
     """
 
-    max_image_size: int = 1024
-    max_features: int = 4096
-    matcher: str = "exhaustive"
-    overlap: int = 10
-    min_model_size: int = 3
+    max_image_size: int = _S.sift_size
+    max_features: int = _S.max_features
+    matcher: str = _S.matcher
+    overlap: int = _S.overlap
+    min_model_size: int = _S.min_model_size
     min_num_matches: int = 15
-    relaxed_init: bool = True
-    mapper_trials: int = 3
+    relaxed_init: bool = _S.relaxed_init
+    mapper_trials: int = _S.mapper_trials
     threads: int = 2
-    seed: int = 0
-    timeout: float = 0.0
+    seed: int = _S.seed
+    timeout: float = _S.timeout
 
     def check(self) -> SfmOptions:
         if self.matcher not in MATCHERS:
             raise UsageError(f"--matcher {self.matcher!r}: expected one of {', '.join(MATCHERS)}")
         if self.max_image_size < 64:
-            raise UsageError(f"--max-image-size {self.max_image_size}: use at least 64 pixels")
+            raise UsageError(f"--sift-size {self.max_image_size}: use at least 64 pixels")
         if self.max_features < 64:
             raise UsageError(f"--max-features {self.max_features}: use at least 64")
         if self.min_model_size < 2:
