@@ -101,7 +101,6 @@ def extract_global(
                         scales=tuple(scales), batch_size=batch_size, workers=workers, half=half, upscale=upscale,
                         regions=regions)  # checks the ranges
     size = size or None
-    _check_args(batch_size, workers, size)
     names, boxes = resolve_inputs(images, list_file, gnd, split, use_boxes)
     start, stop = select_shard(names, shard)
 
@@ -142,15 +141,6 @@ def extract_global(
         return writer.finish()
     finally:
         writer.close()
-
-
-def _check_args(batch_size: int, workers: int, size: int | None) -> None:
-    if batch_size < 1:
-        raise UsageError(f"--batch-size {batch_size}: must be at least 1")
-    if workers < 0:
-        raise UsageError(f"--workers {workers}: must be 0 or more")
-    if size is not None and size < 16:
-        raise UsageError(f"--size {size}: too small (use at least 16 pixels, or 0 for the original size)")
 
 
 class _Batches:

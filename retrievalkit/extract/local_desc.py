@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from retrievalkit.configs.extract import LOCAL_LAYERS, LOCAL_METHODS, LocalExtractConfig
-from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.errors import BadInputError
 from retrievalkit.extract.inputs import resolve_inputs
 from retrievalkit.extract.local_deep import DEFAULT_SCALES, HOW_SCALES, LocalBackbone, deep_locals, how_select
 from retrievalkit.images.decode import ImageReadError, crop_box, load_image, resize_longer
@@ -135,15 +135,6 @@ def _local_pca(pca, pca_dim: int, pca_images: int, sel: list[int], describe: Des
 
 
 # ----------------------------------------------------------------------------------------- the stage
-def _check_args(method: str, max_features: int, size: int | None) -> None:
-    if method not in METHODS:
-        raise UsageError(f"--local-method {method!r}: expected one of {', '.join(METHODS)}")
-    if max_features < 1:
-        raise UsageError(f"--max-features {max_features}: must be at least 1")
-    if size is not None and size < 16:
-        raise UsageError(f"--size {size}: too small (use at least 16 pixels, or 0 for the original size)")
-
-
 def describe_images(sel: Sequence[int], names: list[str], describe: Describer, whitening: tuple | None, dim: int,
                     config: dict, progress: Callable[[int], None] | None = None,
                     on_failure: Callable[[str, str], None] | None = None):
@@ -217,7 +208,6 @@ def extract_local(
     LocalExtractConfig(method=method, model=model, weights=weights, layer=layer, size=size, scales=tuple(scales),
                        max_features=max_features, dim=pca_dim, half=half)  # checks the ranges
     size = size or None
-    _check_args(method, max_features, size)
     root = Path(images)
     names, boxes = resolve_inputs(images, list_file, gnd, split, use_boxes)
     start, stop = select_shard(names, shard)
