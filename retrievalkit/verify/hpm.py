@@ -94,9 +94,16 @@ def _hist_pair_probability(x1: np.ndarray, x2: np.ndarray, lo: float, width: flo
 
 
 def _distinct_per_group(group: np.ndarray, cells: np.ndarray, n_groups: int) -> np.ndarray:
-    """Distinct ``cells`` rows within each group (groups 0 … n_groups − 1)."""
-    u = np.unique(np.column_stack([group, cells]), axis=0)
-    return np.bincount(u[:, 0], minlength=n_groups)
+    """Distinct ``cells`` (int ids, 0 … m − 1) within each group (groups 0 … n_groups − 1)."""
+    u = np.unique(group * (int(cells.max()) + 1) + cells)
+    return np.bincount(u // (int(cells.max()) + 1), minlength=n_groups)
+
+
+def _cell_ids(points: np.ndarray, cell: float) -> np.ndarray:
+    """An int id per ``cell``-pixel grid cell of each (m, 2) point (equal ids ↔ same cell)."""
+    c = np.floor(points / max(cell, 1e-9)).astype(np.int64)
+    c -= c.min(0)
+    return np.unique(c[:, 0] * (int(c[:, 1].max()) + 1) + c[:, 1], return_inverse=True)[1].ravel()
 
 
 def _min_log10_tail(n: int, k: np.ndarray, p: np.ndarray) -> float:
@@ -170,8 +177,7 @@ def hough_pyramid(kp1: np.ndarray, kp2: np.ndarray, matches: np.ndarray, size2: 
     if idx.size >= 2:
         p1 = np.asarray(kp1, np.float64)[matches[idx, 0], :2]
         p2 = kp2a[matches[idx, 1], :2]
-        c1 = np.floor(p1 / max(cell, 1e-9)).astype(np.int64)
-        c2 = np.floor(p2 / max(cell, 1e-9)).astype(np.int64)
+        c1, c2 = _cell_ids(p1, cell), _cell_ids(p2, cell)
         n_eff = int(idx.size)  # k below counts distinct locations, n all correspondences (conservative)
         ps = _hist_pair_probability(ls1[idx], ls2[idx], s_lo, s_w, nb, False)
         pr = (_hist_pair_probability(th1[idx], th2[idx], 0.0, r_w, nb, True) if rotation
