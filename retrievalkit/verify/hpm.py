@@ -58,7 +58,7 @@ def _transforms(kp1: np.ndarray, kp2: np.ndarray, matches: np.ndarray, rotation:
     c1 = 0.5 * (ref.min(0) + ref.max(0))
     s1 = np.maximum(a[:, 2], 1e-6)
     s2 = np.maximum(b[:, 2], 1e-6)
-    log_s = np.log2(s2 / s1)
+    log_s = np.log2(s2) - np.log2(s1)  # as the significance's pair differences are computed
     theta = np.deg2rad(b[:, 3] - a[:, 3]) if rotation else np.zeros(len(a))
     theta = np.mod(theta, 2 * np.pi)
     sig = s2 / s1
@@ -69,28 +69,22 @@ def _transforms(kp1: np.ndarray, kp2: np.ndarray, matches: np.ndarray, rotation:
         np.deg2rad(b[:, 3]) if rotation else None
 
 
-def _hist_pair_probability(x1: np.ndarray, x2: np.ndarray, lo: float, width: float, nbins: int,
-                           circular: bool, sub: int = 8) -> np.ndarray:
-    """P[x2_j − x1_i ∈ bin] for random i, j, per finest bin (``nbins`` of ``width`` from ``lo``)."""
-    fine = width / sub
+def _pair_probability(x1: np.ndarray, x2: np.ndarray, lo: float, width: float, nbins: int,
+                      circular: bool) -> np.ndarray:
+    """P[x2_j − x1_i ∈ bin] over all pairs (i, j), for each of ``nbins`` bins of ``width`` from ``lo`` (angles:
+    modulo 2π). Exact, by sorted search: O((n1 · nbins) log n2)."""
+    x2 = np.sort(np.asarray(x2, np.float64))
+    x1 = np.asarray(x1, np.float64)
+    starts = lo + width * np.arange(nbins)
     if circular:
-        m = nbins * sub
-        h1 = np.bincount(np.floor(np.mod(x1, 2 * np.pi) / fine).astype(np.int64) % m, minlength=m)
-        h2 = np.bincount(np.floor(np.mod(x2, 2 * np.pi) / fine).astype(np.int64) % m, minlength=m)
-        f = np.real(np.fft.ifft(np.fft.fft(h2) * np.conj(np.fft.fft(h1))))  # circular cross-correlation
-        f = np.maximum(f, 0)
-        return f.reshape(nbins, sub).sum(1) / max(f.sum(), 1e-12)
-    o = min(x1.min(), x2.min())
-    i1 = np.floor((x1 - o) / fine).astype(np.int64)
-    i2 = np.floor((x2 - o) / fine).astype(np.int64)
-    m = int(max(i1.max(), i2.max())) + 1
-    f = np.convolve(np.bincount(i2, minlength=m).astype(np.float64), np.bincount(i1, minlength=m)[::-1])
-    diff = (np.arange(len(f)) - (m - 1) + 0.5) * fine  # f[k]: pairs whose difference is about this
-    b = np.floor((diff - lo) / width).astype(np.int64)
-    ok = (b >= 0) & (b < nbins)
-    out = np.zeros(nbins)
-    np.add.at(out, b[ok], f[ok])
-    return out / max(f.sum(), 1e-12)
+        ext = np.concatenate([x2, x2 + 2 * np.pi])
+        a = np.mod(x1[:, None] + starts[None, :], 2 * np.pi)
+        cnt = np.searchsorted(ext, a + width, "left") - np.searchsorted(ext, a, "left")
+    else:
+        edges = x1[:, None] + np.append(starts, lo + width * nbins)[None, :]
+        c = np.searchsorted(x2, edges, "left")
+        cnt = c[:, 1:] - c[:, :-1]
+    return cnt.sum(0) / float(len(x1) * len(x2))
 
 
 def _distinct_per_group(group: np.ndarray, cells: np.ndarray, n_groups: int) -> np.ndarray:
@@ -144,7 +138,8 @@ def hough_pyramid(kp1: np.ndarray, kp2: np.ndarray, matches: np.ndarray, size2: 
     t, log_s, theta, ls1, ls2, th1, th2 = _transforms(kp1, kp2, matches, rotation)
     tx0, ty0 = -MARGIN * w2, -MARGIN * h2
     tw, th_ = (1 + 2 * MARGIN) * w2 / nb, (1 + 2 * MARGIN) * h2 / nb
-    s_lo, s_w = -math.log2(MAX_SCALE), 2 * math.log2(MAX_SCALE) / nb
+    s_w = 2 * math.log2(MAX_SCALE) / nb
+    s_lo = -math.log2(MAX_SCALE) - 0.5 * s_w  # a bin centred on "same scale" (no edge at 0 or ±1/2 octave)
     r_w = 2 * np.pi / nb
     bx = np.floor((t[:, 0] - tx0) / tw).astype(np.int64)
     by = np.floor((t[:, 1] - ty0) / th_).astype(np.int64)
@@ -179,9 +174,12 @@ def hough_pyramid(kp1: np.ndarray, kp2: np.ndarray, matches: np.ndarray, size2: 
         p2 = kp2a[matches[idx, 1], :2]
         c1, c2 = _cell_ids(p1, cell), _cell_ids(p2, cell)
         n_eff = int(idx.size)  # k below counts distinct locations, n all correspondences (conservative)
-        ps = _hist_pair_probability(ls1[idx], ls2[idx], s_lo, s_w, nb, False)
-        pr = (_hist_pair_probability(th1[idx], th2[idx], 0.0, r_w, nb, True) if rotation
-              else np.ones(nb))
+        ps = _pair_probability(ls1[idx], ls2[idx], s_lo, s_w, nb, False)
+        pr = _pair_probability(th1[idx], th2[idx], 0.0, r_w, nb, True) if rotation else np.ones(nb)
+        # the observed correspondences are random pairs too: no bin holds less than their share (rounding)
+        ps = np.maximum(ps, np.bincount(bins[idx, 2], minlength=nb) / float(n_eff) ** 2)
+        if rotation:
+            pr = np.maximum(pr, np.bincount(bins[idx, 3], minlength=nb) / float(n_eff) ** 2)
         tests_bins = sum((max(nb >> lv, 1) ** (4 if rotation else 3)) for lv in range(levels))
         for lv in range(levels):
             kk = keys(lv)[idx]
