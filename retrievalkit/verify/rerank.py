@@ -263,6 +263,14 @@ def verify_ranks(
     if p.view_tilts and p.method not in GEOMETRIES:
         raise UsageError("view synthesis works with a RANSAC model (--method homography, affine or fundamental), "
                          f"not {p.method}")
+    if kind_q == "deep":
+        import warnings
+
+        from retrievalkit.errors import RkitWarning
+
+        warnings.warn(f"{queries_locals}: deep locals make weak geometric evidence (their matches follow the image "
+                      "layout, so chance models look significant); verify with SIFT locals "
+                      "(rkit extract --local --local-method sift)", RkitWarning, stacklevel=2)
     k = min(top_k, r.indices.shape[1])
     out_i = r.indices.copy()
     out_s = r.scores.copy()
