@@ -122,3 +122,25 @@ def test_view_synthesis_verify_and_fusion(folders):
     assert f.config["method"] == "fusion" and f.db_names == v.db_names
     for qi, scene in ((1, "et_toy"), (2, "kermit")):
         assert f.db_names[f.indices[qi, 0]].startswith(scene)
+
+
+def test_hpm_and_the_promotion_rules(folders):
+    """rkit verify --method hpm and both promotion rules on the pipeline's real-photo outputs; options of the
+    other rule are refused."""
+    tmp, db, q = folders
+    if not (tmp / "v.h5").exists():
+        pytest.skip("needs the pipeline test's outputs")
+    base = ["verify", tmp / "ranks.h5", "--queries", tmp / "q.loc.h5", "--database", tmp / "db.loc.h5",
+            "--shortlist", "8"]
+    r = read_ranks(tmp / "ranks.h5")
+    for extra in (["--method", "hpm"], ["--promote", "min-inliers", "--min-inliers", "10"], ["--nfa", "0.01"]):
+        v = read_ranks(rkit(*base, *extra, "-o", tmp / "vx.h5").stdout.strip())
+        assert v.config["verified_pairs"] >= 2
+        for qi, scene in ((1, "et_toy"), (2, "kermit")):
+            assert v.db_names[v.indices[qi, 0]].startswith(scene)
+            assert sorted(v.indices[qi][v.indices[qi] >= 0]) == sorted(r.indices[qi][r.indices[qi] >= 0])
+        (tmp / "vx.h5").unlink()
+    for bad, word in ((["--min-inliers", "10"], "--min-inliers"), (["--promote", "min-inliers", "--nfa", "1"], "--nfa"),
+                      (["--method", "hpm", "--view-tilts", "2"], "--view-tilts")):
+        e = rkit(*base, *bad, "-o", tmp / "vy.h5", expect=2)
+        assert word in e.stderr and "does not apply" in e.stderr
