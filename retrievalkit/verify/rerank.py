@@ -47,6 +47,10 @@ def match_pair(kp1: np.ndarray, d1: np.ndarray, kp2: np.ndarray, d2: np.ndarray,
                kind: str = "sift") -> tuple[np.ndarray, np.ndarray]:
     """The tentative matches ((M, 2) rows into kp1, kp2) and their (M,) bool RANSAC inlier mask, exactly as
     :func:`count_inliers` counts them (for drawing the matches of a pair)."""
+    if kind == "dsm":  # Deep Spatial Matching: same-channel correspondences, single-correspondence hypotheses
+        from retrievalkit.verify.dsm import match_dsm_params
+
+        return match_dsm_params(kp1, kp2, p)
     ratio, thr = resolve_params(p, kind)
     m = match_descriptors(d1, d2, ratio=ratio, mutual=p.mutual)
     if m.shape[0] == 0:
