@@ -1,12 +1,16 @@
 """Deep Spatial Matching features: blobs detected on the CNN activation maps themselves (Siméoni, Avrithis &
 Chum, "Local Features and Visual Words Emerge in Activations", CVPR 2019).
 
-No extra extractor: the feature map of the backbone tap the deep locals use is computed once; on each of its
-``channels`` strongest channels (by GeM, p = 3, of the channel map) the map is normalised to 8 bits by its
-maximum, enlarged :data:`UPSAMPLE` times (bilinear), and its maximally stable extremal regions (OpenCV MSER)
-that are brighter than their border are the features. A feature is the region's centroid, its second-moment
-matrix (an ellipse), the channel id (its "visual word": two features correspond when their channels are equal,
-no descriptor is compared) and its response (the channel's largest activation inside the region).
+No extra extractor: the feature map of a backbone tap (``head``, the last convolutional map, by default) is
+computed once at one scale; on each of its ``channels`` strongest channels (by GeM, p = 3, of the channel map)
+every prominent local maximum is a feature, its region the blob around it at half its peak (on the map enlarged
+:data:`UPSAMPLE` times). A feature is the region's centroid, its second-moment matrix (an ellipse), the channel
+id (its "visual word": two features correspond when their channels are equal, no descriptor is compared) and
+its response (the peak activation).
+
+The paper detects MSERs on the channel maps; on smooth activation blobs OpenCV's MSER is erratic (synthetic
+Gaussian blobs of 1, 1.5, 2 and 3 cells: a region for 1.5 only, with its default stability), so the blob
+extent at half maximum stands in for it: it covers the same bright connected region and scales with the blob.
 
 Keypoint columns (:data:`KEYPOINT_COLUMNS`), in pixels of the image given to :func:`dsm_locals`: x, y, cell size
 (input pixels per feature-map cell), response, channel, then the region's second-moment matrix sxx, sxy, syy
