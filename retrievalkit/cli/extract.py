@@ -78,13 +78,15 @@ def extract_cmd(
                                                  "image) for regional diffusion.")] = None,
     local: Annotated[bool, typer.Option("--local", help="Extract local features (a locals file) instead: "
                                         "see --local-method.")] = False,
-    local_method: Annotated[str | None, typer.Option(help="With --local: deep (strongest CNN activations, HOW) "
-                                                     f"or sift (RootSIFT) {default_of(_L, 'method')}.")] = None,
+    local_method: Annotated[str | None, typer.Option(help="With --local: deep (strongest CNN activations, HOW), "
+                                                     "sift (RootSIFT) or dsm (blobs on the activation maps, for "
+                                                     f"Deep Spatial Matching) {default_of(_L, 'method')}.")] = None,
     max_features: Annotated[int | None, typer.Option(help="With --local: local features kept per image "
                                                      f"{default_of(_L, 'max_features')}.")] = None,
-    local_layer: Annotated[str | None, typer.Option(help="With --local deep: s16 (efficientnet-lite0's stride-16 "
-                                                    "expansion layer), head (the model's output map) or auto (s16 "
-                                                    f"where the backbone has it) {default_of(_L, 'layer')}.")]
+    local_layer: Annotated[str | None, typer.Option(help="With --local deep or dsm: s16 (efficientnet-lite0's "
+                                                    "stride-16 expansion layer), head (the model's output map) or "
+                                                    "auto (deep: s16 where the backbone has it; dsm: head) "
+                                                    f"{default_of(_L, 'layer')}.")]
     = None,
     pca: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="With --local deep: reuse the "
                                                 "PCA-whitening of this (database) locals file; default: learn "
@@ -97,6 +99,7 @@ def extract_cmd(
     Example: rkit extract photos/ -o feats.h5 --scales 1,0.7071,0.5
     Example: rkit extract photos/ --preset gem-r101-1024 --weights retrievalSfM120k-gem-r101.pth -o feats.h5
     Example: rkit extract photos/ --local --local-method sift --size 1024 -o db.loc.h5
+    Example: rkit extract photos/ --local --local-method dsm -o db.dsm.h5
     Example: torchrun --nproc_per_node 4 -m retrievalkit extract photos/ -o feats.h5 --device cuda
     """
     from retrievalkit.extract.presets import resolve_settings
@@ -120,6 +123,9 @@ def extract_cmd(
             refuse_inapplicable("extract --local --local-method sift (deep local features only)", {
                 "--model": model, "--weights": weights, "--local-layer": local_layer, "--scales": scales,
                 "--pca": pca, "--dim": dim})
+        if cfg.method == "dsm":
+            refuse_inapplicable("extract --local --local-method dsm (one scale, no descriptors)", {
+                "--scales": scales, "--pca": pca, "--dim": dim})
         _extract_local(cfg, inputs, output, pca, sh, resolve_device(device))
         return
     refuse_inapplicable(_LOCAL_ONLY, {"--local-method": local_method, "--max-features": max_features,

@@ -12,10 +12,12 @@ from dataclasses import asdict, dataclass
 from retrievalkit.configs.checks import at_least, one_of, positive
 
 POOLINGS = ("mac", "spoc", "gem", "gemmp", "rmac")
-LOCAL_METHODS = ("deep", "sift")
+LOCAL_METHODS = ("deep", "sift", "dsm")
 LOCAL_LAYERS = ("auto", "head", "s16")
 #: pyramid of deep local features (HOW uses 2, 1.414, 1, 0.707, 0.5, 0.353, 0.25 at a smaller base size)
 LOCAL_SCALES = (1.0, 0.707, 0.5, 0.353)
+#: dsm: the strongest channels (GeM of the activation map) searched for blobs per image (Deep Spatial Matching)
+DSM_CHANNELS = 64
 
 
 def _check_size(size: int | None) -> None:
@@ -71,8 +73,10 @@ class LocalExtractConfig:
     """A variable number of local features per image (``rkit extract --local``).
 
     Attributes:
-        method: ``deep`` (strongest CNN activations, HOW) or ``sift`` (RootSIFT).
-        model, weights, layer: deep: the backbone and its feature map (``auto``: s16 where the backbone has it).
+        method: ``deep`` (strongest CNN activations, HOW), ``sift`` (RootSIFT) or ``dsm`` (blobs on the
+            activation maps' :data:`DSM_CHANNELS` strongest channels, for Deep Spatial Matching).
+        model, weights, layer: deep and dsm: the backbone and its feature map (``auto``: deep: s16 where the
+            backbone has it; dsm: head, the last convolutional map).
         size: longer image side in pixels (0 or None: original size). scales: deep: pyramid scales.
         max_features: local features kept per image. dim: deep: PCA-whitened dimension (0: no PCA).
         half: store float16.

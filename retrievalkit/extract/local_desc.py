@@ -3,7 +3,8 @@
 Deep locals (:mod:`retrievalkit.extract.local_deep`) are reduced to ``pca_dim`` dimensions by a PCA-whitening
 (:func:`retrievalkit.whiten.core.pca_whitening`, learned on a sample of this run's descriptors, or reused from
 another locals file so queries and database share it), then L2-normalised again. SIFT locals are RootSIFT
-(:func:`retrievalkit.extract.sift.sift_features`). The file is written by :func:`retrievalkit.io.locals.write_locals`.
+(:func:`retrievalkit.extract.sift.sift_features`). DSM locals (:mod:`retrievalkit.extract.local_dsm`) are blobs on
+the activation maps, with no descriptor. The file is written by :func:`retrievalkit.io.locals.write_locals`.
 
 Keypoints are stored in pixels of the original image (query-box crops shifted back): x, y, scale (feature
 cell size for deep locals, SIFT size for SIFT), and strength (deep) or angle (SIFT).
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrievalkit.configs.extract import LOCAL_LAYERS, LOCAL_METHODS, LocalExtractConfig
+from retrievalkit.configs.extract import DSM_CHANNELS, LOCAL_LAYERS, LOCAL_METHODS, LocalExtractConfig
 from retrievalkit.errors import BadInputError
 from retrievalkit.extract.inputs import resolve_inputs
 from retrievalkit.extract.local_deep import DEFAULT_SCALES, HOW_SCALES, LocalBackbone, deep_locals, how_select
@@ -94,6 +95,28 @@ def deep_describer(net: LocalBackbone, root: Path, names: list[str], boxes, size
 
 
 # ----------------------------------------------------------------------------------------- PCA-whitening
+def dsm_describer(net: LocalBackbone, root: Path, names: list[str], boxes, size: int | None, channels: int,
+                  max_features: int, device: str) -> Describer:
+    """DSM features (:mod:`retrievalkit.extract.local_dsm`) of image ``i``: keypoints in original pixels
+    (second moments scaled too), descriptors (n, 1) of ones (the channel id in keypoint column 4 is the word)."""
+    import torch
+
+    from retrievalkit.extract.local_dsm import dsm_locals
+
+    mean = np.asarray(net.mean, np.float32).reshape(1, 1, 3)
+    std = np.asarray(net.std, np.float32).reshape(1, 1, 3)
+
+    def describe(i: int):
+        img, factor, off, full = _load(root, names[i], boxes[i] if boxes is not None else None, size)
+        x = torch.from_numpy(np.ascontiguousarray(((img.astype(np.float32) / 255 - mean) / std).transpose(2, 0, 1)))
+        kp = dsm_locals(net, x[None].to(device), channels, max_features)
+        kp = _to_original(kp, factor, off)
+        kp[:, 5:8] *= factor * factor
+        return kp, np.ones((kp.shape[0], 1), np.float32), full
+
+    return describe
+
+
 def learn_local_pca(describe: Describer, sample: Sequence[int], channels: int, dim: int, source) -> tuple:
     """PCA-whitening ``(mean, proj)`` learned on up to :data:`PCA_SAMPLE` descriptors of the images ``sample``."""
     per = max(10, PCA_SAMPLE // max(1, len(sample)))
@@ -188,19 +211,22 @@ def extract_local(
     shard: tuple[int, int] | None = None,
     device: str = "cpu",
     half: bool = _L.half,
+    dsm_channels: int = DSM_CHANNELS,
     progress: Callable[[int], None] | None = None,
     on_failure: Callable[[str, str], None] | None = None,
 ) -> Path:
     """Extract local features of a folder / list / ground-truth split and write a locals file.
 
     Args:
-        method: 'deep' (HOW-style activations of ``model``) or 'sift' (OpenCV SIFT, RootSIFT).
+        method: 'deep' (HOW-style activations of ``model``), 'sift' (OpenCV SIFT, RootSIFT) or 'dsm' (blobs on
+            the ``dsm_channels`` strongest channels of ``model``'s map, one scale; for Deep Spatial Matching).
         size: longer side in pixels the image is resized to first (never upscaled; None: original).
         scales: deep only: resize factors of the pyramid.
         max_features: n kept per image (over all scales).
         pca: deep only: a deep locals file whose PCA-whitening to reuse (give the database's when extracting
             queries); None learns one on descriptors of up to ``pca_images`` images of this run (0: no PCA).
-        layer: deep only: 'auto' or a feature tap of the backbone ('head', 's16'; see the backbone registry).
+        layer: deep and dsm: 'auto' (deep: the registry's local tap; dsm: head) or a feature tap of the backbone
+            ('head', 's16'; see the backbone registry).
     Returns:
         the output path. Unreadable images go to the ``failed`` list (and ``on_failure``); an image without
         features (blank) gets an empty slice.
@@ -221,6 +247,18 @@ def extract_local(
     if method == "sift":
         config.update({"descriptor": "rootsift", "dim": 128})
         describe, dim = sift_describer(root, names, boxes, size, max_features), 128
+    elif method == "dsm":
+        from retrievalkit.extract.local_dsm import KEYPOINT_COLUMNS
+        from retrievalkit.models.registry import create_backbone, seeded_init
+
+        with seeded_init():
+            backbone = create_backbone(model, weights=weights).to(device).eval()
+        # auto: the last convolutional map (head), as in the paper: its activations are sparse blobs
+        net = LocalBackbone(backbone, "head" if layer == "auto" else layer).to(device).eval()
+        config.update({"model": str(weights or model), "layer": net.layer, "channels": net.out_channels,
+                       "dsm_channels": int(dsm_channels), "keypoint_columns": list(KEYPOINT_COLUMNS),
+                       "descriptor": "none (the channel, keypoint column 4, is the visual word)", "dim": 1})
+        describe, dim = dsm_describer(net, root, names, boxes, size, dsm_channels, max_features, device), 1
     else:
         from retrievalkit.models.registry import create_backbone, seeded_init
 
@@ -247,4 +285,5 @@ def read_pca(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = ["METHODS", "HOW_SCALES", "DEFAULT_SCALES", "LAYERS", "LocalBackbone", "how_select", "deep_locals",
-           "sift_describer", "deep_describer", "learn_local_pca", "describe_images", "read_pca", "extract_local"]
+           "sift_describer", "deep_describer", "dsm_describer", "learn_local_pca", "describe_images", "read_pca",
+           "extract_local"]

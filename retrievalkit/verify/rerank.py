@@ -83,10 +83,25 @@ def pair_evidence(kp1: np.ndarray, d1: np.ndarray, kp2: np.ndarray, d2: np.ndarr
 
 
 def _match_and_check(kp1, d1, kp2, d2, p: VerifyParams, kind: str, size2=None, tests: int = 1):
+    if kind == "dsm":  # Deep Spatial Matching: same-channel correspondences, single-correspondence hypotheses
+        return _dsm_match_and_check(kp1, kp2, p, size2, tests)
     ratio, thr = resolve_params(p, kind)
     m = match_descriptors(d1, d2, ratio=ratio, mutual=p.mutual)
     mask, ev = check_matches(kp1, kp2, m, p, kind, thr, size2, tests)
     return m, mask, ev
+
+
+def _dsm_match_and_check(kp1, kp2, p: VerifyParams, size2=None, tests: int = 1):
+    """DSM's matches and inliers (:mod:`retrievalkit.verify.dsm`) with the evidence of the other methods; the NFA
+    counts the model's minimal sample as RANSAC does (conservative: DSM's hypotheses use one correspondence)."""
+    from retrievalkit.verify.dsm import dsm_threshold, match_dsm_params
+
+    m, mask = match_dsm_params(kp1, kp2, p)
+    if m.shape[0] == 0:
+        return m, mask, PairEvidence()
+    thr = p.threshold if p.threshold is not None else dsm_threshold(kp1, kp2)
+    n = int(mask.sum())
+    return m, mask, PairEvidence(n, float(n), pair_log10_nfa(kp1, kp2, m, mask, p.method, thr, size2, tests))
 
 
 def resolve_params(p: VerifyParams, kind: str) -> tuple[float | None, float | None]:
