@@ -82,7 +82,7 @@ def extract_cmd(
                                                      f"or sift (RootSIFT) {default_of(_L, 'method')}.")] = None,
     max_features: Annotated[int | None, typer.Option(help="With --local: local features kept per image "
                                                      f"{default_of(_L, 'max_features')}.")] = None,
-    local_layer: Annotated[str | None, typer.Option(help="With --local deep: s16 (efficientnet-lite0's stride-16 "
+    local_layer: Annotated[str | None, typer.Option(help="With --local deep: s16 (EfficientNet-Lite's stride-16 "
                                                     "expansion layer), head (the model's output map) or auto (s16 "
                                                     f"where the backbone has it) {default_of(_L, 'layer')}.")]
     = None,
