@@ -83,7 +83,7 @@ def extract_cmd(
                                                      f"Deep Spatial Matching) {default_of(_L, 'method')}.")] = None,
     max_features: Annotated[int | None, typer.Option(help="With --local: local features kept per image "
                                                      f"{default_of(_L, 'max_features')}.")] = None,
-    local_layer: Annotated[str | None, typer.Option(help="With --local deep or dsm: s16 (efficientnet-lite0's "
+    local_layer: Annotated[str | None, typer.Option(help="With --local deep or dsm: s16 (EfficientNet-Lite's "
                                                     "stride-16 expansion layer), head (the model's output map) or "
                                                     "auto (deep: s16 where the backbone has it; dsm: head) "
                                                     f"{default_of(_L, 'layer')}.")]

@@ -30,26 +30,32 @@ def asmk_cmd(
                                f"{default_of(AsmkConfig, 'block_size')}.") = None,
     shard: opt.shard("Index only block I of N (I/N); search all shards together.") = None,
     iters: opt.iters(f"k-means iterations {default_of(AsmkConfig, 'iters')}.") = None,
-    seed: opt.seed(f"k-means seed {default_of(AsmkConfig, 'seed')}.") = None,
+    seed: opt.seed(f"k-means seed (of the first codebook) {default_of(AsmkConfig, 'seed')}.") = None,
+    codebooks: Annotated[int | None, typer.Option(help="Codebooks to train (seeds --seed, --seed + 1, ...) and "
+                                                  "index in the one file; search-asmk averages their scores "
+                                                  f"{default_of(AsmkConfig, 'codebooks')}.")] = None,
 ):
     """Build an ASMK* index (k-means codebook + inverted file of binarised residuals) of database locals.
 
     Example: rkit index asmk db.loc.h5 -o asmk.h5 --codebook-size 8192
+    Example: rkit index asmk db.loc.h5 -o asmk.h5 --codebooks 4
     """
     from retrievalkit.images.discover import parse_shard
     from retrievalkit.io.locals import count_locals
     from retrievalkit.search.asmk import build_asmk
 
     cfg = config_from_options(AsmkConfig, codebook_size=codebook_size, ma=ma, block_size=block_size, iters=iters,
-                              seed=seed)
+                              seed=seed, codebooks=codebooks)
     if codebook is not None:
-        refuse_inapplicable("index asmk --codebook (the codebook is reused, not trained)", {
-            "--codebook-size": codebook_size, "--training": training, "--iters": iters, "--seed": seed})
+        refuse_inapplicable("index asmk --codebook (its codebooks are reused, not trained)", {
+            "--codebook-size": codebook_size, "--training": training, "--iters": iters, "--seed": seed,
+            "--codebooks": codebooks})
     sh = parse_shard(shard)
     n, _, _ = count_locals(database)
     with progress_bar("asmk", n) as adv:
         out = build_asmk(database, output, codebook_size=cfg.codebook_size, codebook=codebook, train=training,
-                         ma=cfg.ma, chunk=cfg.block_size, shard=sh, niter=cfg.iters, seed=cfg.seed, progress=adv)
+                         ma=cfg.ma, chunk=cfg.block_size, shard=sh, niter=cfg.iters, seed=cfg.seed,
+                         codebooks=cfg.codebooks, progress=adv)
     echo_path(out)
 
 
@@ -70,7 +76,8 @@ def search_asmk_cmd(
     tau: Annotated[float | None, typer.Option(help="Selectivity threshold τ on the word similarity, in [-1, 1] "
                                               f"{default_of(AsmkSearchConfig, 'tau')}.")] = None,
 ):
-    """Rank the database of an ASMK* index for each query image's local features.
+    """Rank the database of an ASMK* index for each query image's local features (an index of several
+    codebooks, --codebooks N: the mean of their scores).
 
     Example: rkit index search-asmk --database asmk.h5 --queries q.loc.h5 -o ranks.h5 -k 100
     """

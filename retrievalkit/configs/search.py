@@ -41,7 +41,9 @@ class AsmkConfig:
     Attributes:
         codebook_size: visual words (None: a power of two near descriptors/256, within 256..65536).
         ma: multiple assignment, words per database descriptor. block_size: database images added at a time.
-        iters: k-means iterations. seed: k-means seed.
+        iters: k-means iterations. seed: k-means seed (of the first codebook).
+        codebooks: codebooks trained (seeds seed, seed + 1, ...) and indexed in the one file; search averages
+            their scores.
     """
 
     codebook_size: int | None = None
@@ -49,12 +51,14 @@ class AsmkConfig:
     block_size: int = 500
     iters: int = 10
     seed: int = 0
+    codebooks: int = 1
 
     def __post_init__(self) -> None:
         at_least("codebook_size", self.codebook_size, 2)
         at_least("ma", self.ma, 1)
         at_least("block_size", self.block_size, 1)
         at_least("iters", self.iters, 1)
+        at_least("codebooks", self.codebooks, 1)
 
     def to_dict(self) -> dict:
         return asdict(self)

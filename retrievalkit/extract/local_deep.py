@@ -25,7 +25,7 @@ class LocalBackbone(torch.nn.Module):
     """A backbone cut at the feature tap local descriptors are taken from: (1, 3, H, W) → (1, C, h, w).
 
     The tap is data in the backbone registry (:class:`~retrievalkit.models.registry.FeatureTap`: name,
-    channels, stride); ``auto`` is the registered backbone's ``local_tap`` (``s16`` for efficientnet-lite0,
+    channels, stride); ``auto`` is the registered backbone's ``local_tap`` (``s16`` for efficientnet-lite0/1/2,
     else ``head``). The backbone computes the map itself (``features_at``).
     """
 

@@ -28,6 +28,7 @@ from retrievalkit.errors import BadInputError, MissingInputError, UsageError
 from retrievalkit.io.output import atomic_file
 from retrievalkit.models._checks import ShapeError
 from retrievalkit.models._files import load_state_into, load_torch_file
+from retrievalkit.models.efficientnet_lite import infer_lite_variant
 from retrievalkit.models.network import RetrievalNet
 from retrievalkit.models.pooling import GeM, create_pooling
 from retrievalkit.models.registry import backbone_state_dict, create_backbone, get_backbone_spec
@@ -127,7 +128,7 @@ def _load_file(path: Path, backbone: str | None, pooling: str | None) -> Retriev
         return _load_cirtorch({f"features.{k}": v for k, v in state.items()}, meta, path, backbone, pooling)
     arch = infer_resnet_arch(state)
     if arch is None and "_conv_stem.weight" in state and "_conv_head.weight" in state:
-        arch = "efficientnet-lite0"
+        arch = f"efficientnet-{infer_lite_variant(state) or 'lite0'}"
     if backbone is not None:
         if arch is not None and arch != backbone:
             raise UsageError(f"{path} holds {arch} weights, but backbone={backbone!r} was given")

