@@ -14,7 +14,13 @@ import numpy as np
 from retrievalkit.io.asmk import InvertedFile
 from retrievalkit.neighbours import Neighbours
 from retrievalkit.search.asmk.codebook import Quantizer
-from retrievalkit.search.asmk.kernel import DEFAULT_ALPHA, DEFAULT_TAU, aggregate, word_similarity
+from retrievalkit.search.asmk.kernel import (
+    DEFAULT_ALPHA,
+    DEFAULT_TAU,
+    aggregate,
+    popcount_rows,
+    selectivity_table,
+)
 
 DEFAULT_MA_DB = 1
 DEFAULT_MA_QUERY = 5
@@ -73,11 +79,28 @@ def build_inverted_file(codebook: np.ndarray, chunks: Iterable[tuple[np.ndarray,
     return b.finish(config)
 
 
+def _words_view(codes: np.ndarray) -> np.ndarray:
+    """Packed codes (E, B) uint8 as the widest unsigned words that tile a row: (E, B/8) uint64 when B is a
+    multiple of 8 (128-bit codes: two words), else uint32 / uint16 / the bytes themselves. No copy."""
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    for dt in (np.uint64, np.uint32, np.uint16):
+        size = np.dtype(dt).itemsize
+        if codes.shape[1] % size == 0 and codes.shape[1] >= size:
+            return codes.view(dt)
+    return codes
+
+
 def query_scores(ivf: InvertedFile, quantizer: Quantizer, descriptors: np.ndarray, ma: int = DEFAULT_MA_QUERY,
                  alpha: float = DEFAULT_ALPHA, tau: float = DEFAULT_TAU) -> np.ndarray:
     """ASMK* scores (N,) float64 of one query image's local ``descriptors`` (m, D) against every database image.
 
     A query without descriptors scores 0 everywhere.
+
+    The postings of the query's words are contiguous runs of the word-sorted inverted file, gathered in one
+    pass (ascending positions: sequential reads); the Hamming distance is a popcount of 64-bit XORs and σ a
+    lookup over the ``D + 1`` possible distances (:func:`~retrievalkit.search.asmk.kernel.selectivity_table`),
+    so the per-posting work is gather, XOR, popcount, lookup and one weighted bincount. The values are those
+    of :func:`~retrievalkit.search.asmk.kernel.word_similarity` summed in the same order: the same scores.
     """
     scores = np.zeros(ivf.n_images, np.float64)
     if descriptors.shape[0] == 0 or ivf.n_images == 0:
@@ -89,12 +112,13 @@ def query_scores(ivf: InvertedFile, quantizer: Quantizer, descriptors: np.ndarra
     total = int(lengths.sum())
     if total == 0:
         return scores
-    # the postings of all query words, flattened; each posting remembers its query word
-    owner = np.repeat(np.arange(qw.shape[0]), lengths)
-    pos = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
-    s = word_similarity(ivf.entry_codes[pos], qc[owner], ivf.dim, alpha, tau)
-    imgs = ivf.entry_images[pos]
-    scores = np.bincount(imgs, weights=s, minlength=ivf.n_images).astype(np.float64)
+    # positions of the postings of all query words: start of each run + offset inside the run
+    pos = np.arange(total, dtype=np.int64)
+    pos += np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    x = _words_view(ivf.entry_codes).take(pos, axis=0)
+    x ^= np.repeat(_words_view(qc), lengths, axis=0)
+    s = selectivity_table(ivf.dim, alpha, tau).take(popcount_rows(x))
+    scores = np.bincount(np.asarray(ivf.entry_images).take(pos), weights=s, minlength=ivf.n_images)
     norm = np.sqrt(np.maximum(ivf.image_words, 1).astype(np.float64) * qw.shape[0])
     return scores / norm
 
