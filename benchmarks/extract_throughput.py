@@ -81,6 +81,7 @@ def probe(args):
 
         keep_freed_memory()
     names, net, tensors = load_tensors(args.images, args.size, args.model)
+    names, tensors = names[:args.probe_images], tensors[:args.probe_images]
     out = []
     for bs in args.batch_sizes:
         forward_only(net, names, tensors, bs)  # warm-up
@@ -93,7 +94,8 @@ def probe(args):
 
 
 def allocator_table(args):
-    print("\nallocator options (forward pass only, a fresh process each, rounds alternate):")
+    print(f"\nallocator options (forward pass only on the first {args.probe_images} images, a fresh process each, "
+          f"{args.rounds} rounds alternating, best shown):")
     modes = [("glibc defaults", "none"), ("mmap threshold 32 MiB, no trim", "threshold"),
              ("rkit: mmap off, no trim", "rkit")]
     res = {m: [] for _, m in modes}
@@ -101,6 +103,7 @@ def allocator_table(args):
         for _, m in modes:
             cmd = [sys.executable, __file__, "--probe", m, "--images", str(args.images), "--size", str(args.size),
                    "--model", args.model, "--threads", str(args.threads), "--repeat", str(args.repeat),
+                   "--probe-images", str(args.probe_images),
                    "--batch-sizes", ",".join(map(str, args.batch_sizes))]
             out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ, check=True).stdout
             line = next(li for li in out.splitlines() if li.startswith("PROBE "))
@@ -184,6 +187,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2, help="--allocator: fresh processes per option")
     ap.add_argument("--allocator", action="store_true")
+    ap.add_argument("--probe-images", type=int, default=24, help="--allocator: images per forward pass timing")
     ap.add_argument("--configs", action="store_true")
     ap.add_argument("--probe", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
