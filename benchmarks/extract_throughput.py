@@ -149,10 +149,14 @@ def configs_table(args, names, net, tensors):
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     print(f"\nbatch {bs}: decode workers x torch threads ({cores} cores available), extract img/s, best of "
           f"{args.repeat}")
-    print(f"{'workers':>8}" + "".join(f"{'threads ' + str(t):>12}" for t in sorted({1, cores})))
+    threads = sorted({1, cores})
+    print(f"{'workers':>8}" + "".join(f"{'threads ' + str(t):>12}" for t in threads))
     for w in (0, 1, 2):
         row = f"{w:>8}"
-        for t in sorted({1, cores}):
+        for t in threads:
+            if t > 1 and w != args.workers:  # threads > 1 only with the default workers (slow when oversubscribed)
+                row += f"{'':>12}"
+                continue
             torch.set_num_threads(t)
             best = float("inf")
             for _ in range(args.repeat):
