@@ -156,8 +156,10 @@ def conjugate_gradient(matvec, Y: torch.Tensor, alpha: float, iters: int, tol: f
     below ``tol**2`` times ``ref_sq`` (default: the squared norm of its right-hand side; hybrid diffusion
     passes the norm of the original right-hand side when it solves for a residual).
     """
-    # Work buffers allocated once and updated in place: every element-wise step is one pass over the block
-    # (add with alpha, addcmul, products into a scratch buffer), with no temporaries allocated per iteration.
+    # Work buffers allocated once and updated in place: no block-sized temporary is allocated per iteration
+    # (on CPU each would be fresh pages from the OS: page faults on every step). Every step rounds as the
+    # textbook expressions do (a * P, then X + that; no fused multiply-add), so the iterates are bit for bit
+    # those of the allocating form.
     X = torch.zeros_like(Y)
     R = Y.clone()
     P = R.clone()
@@ -171,14 +173,14 @@ def conjugate_gradient(matvec, Y: torch.Tensor, alpha: float, iters: int, tol: f
         if bool((rs <= thresh).all()):
             it -= 1
             break
-        torch.add(P, matvec(P), alpha=-alpha, out=AP)  # AP = (I - alpha S) P
+        torch.sub(P, torch.mul(matvec(P), alpha, out=AP), out=AP)  # AP = P - alpha S P
         pap = torch.mul(P, AP, out=T).sum(dim, keepdim=True)
         a = torch.where(pap > 0, rs / torch.where(pap > 0, pap, one), torch.zeros_like(pap))
-        X.addcmul_(a, P)  # X += a P
-        R.addcmul_(a, AP, value=-1.0)  # R -= a AP
+        X.add_(torch.mul(P, a, out=T))  # X += a P
+        R.sub_(torch.mul(AP, a, out=T))  # R -= a AP
         rs_new = torch.mul(R, R, out=T).sum(dim, keepdim=True)
         beta = torch.where(rs > 0, rs_new / torch.where(rs > 0, rs, one), torch.zeros_like(rs))
-        torch.addcmul(R, beta, P, out=P)  # P = R + beta P
+        P.mul_(beta).add_(R)  # P = R + beta P
         rs = rs_new
     return X, it
 

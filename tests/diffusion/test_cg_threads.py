@@ -62,3 +62,25 @@ def test_fused_recurrence_matches_textbook_cg():
             p = r_new + ((r_new @ r_new) / (r @ r)) * p
             r = r_new
         torch.testing.assert_close(X[:, j], x, rtol=1e-9, atol=1e-12)
+
+
+def test_in_place_recurrence_is_bit_identical_to_allocating_form():
+    S, rng = _graph(n=300)
+    Y = torch.from_numpy(rng.random((300, 4)).astype(np.float32))
+
+    def matvec(P):
+        return torch.from_numpy(np.asarray(S.astype(np.float32) @ P.numpy()))
+
+    X = torch.zeros_like(Y)
+    R, P = Y.clone(), Y.clone()
+    rs = (R * R).sum(0, keepdim=True)
+    for _ in range(9):  # the allocating form, written out
+        AP = P - 0.99 * matvec(P)
+        a = rs / (P * AP).sum(0, keepdim=True)
+        X = X + a * P
+        R = R - a * AP
+        rs_new = (R * R).sum(0, keepdim=True)
+        P = R + (rs_new / rs) * P
+        rs = rs_new
+    got, it = conjugate_gradient(matvec, Y, 0.99, 9, 0.0)
+    assert it == 9 and torch.equal(got, X)
