@@ -142,9 +142,14 @@ def _posting_by_posting_scores(ivf, qw, qc, alpha=3.0, tau=0.0):
     return scores / np.sqrt(np.maximum(ivf.image_words, 1) * len(qw))
 
 
-@pytest.mark.parametrize("dim,alpha,tau", [(128, 3.0, 0.0), (32, 3.0, 0.0), (13, 1.0, -0.5), (64, 2.0, 0.25)])
-def test_fast_scorer_equals_posting_by_posting_reference(dim, alpha, tau):
-    """The table/popcount scorer (uint64 / uint32 / byte words) gives the reference's scores and top-k."""
+@pytest.mark.parametrize("dim,alpha,tau,step", [(128, 3.0, 0.0, 1 << 15), (128, 3.0, 0.0, 37), (32, 3.0, 0.0, 100),
+                                                (13, 1.0, -0.5, 1 << 15), (64, 2.0, 0.25, 1)])
+def test_fast_scorer_equals_posting_by_posting_reference(monkeypatch, dim, alpha, tau, step):
+    """The table/popcount scorer (uint64 / uint32 / byte words; in one step or many) gives the reference's
+    scores and top-k."""
+    from retrievalkit.search.asmk import ivf as ivf_module
+
+    monkeypatch.setattr(ivf_module, "POSTINGS_PER_STEP", step)
     rng = np.random.default_rng(dim)
     codebook = rng.standard_normal((64, dim)).astype(np.float32)
     n, per = 300, 20
@@ -159,6 +164,13 @@ def test_fast_scorer_equals_posting_by_posting_reference(dim, alpha, tau):
         _, qw, qc = aggregate(qx, qz.assign(qx, 3), np.zeros(per, np.int64), codebook, binary=True)
         want = _posting_by_posting_scores(ivf, qw, qc, alpha, tau)
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+        if step == 1 << 15:
+            whole = got
+        else:  # several steps: the same bits as one step
+            monkeypatch.setattr(ivf_module, "POSTINGS_PER_STEP", 1 << 30)
+            whole = query_scores(ivf, qz, qx, ma=3, alpha=alpha, tau=tau)
+            monkeypatch.setattr(ivf_module, "POSTINGS_PER_STEP", step)
+        np.testing.assert_array_equal(got, whole)
         assert (got > 0).sum() > 10  # the queries do reach many images
         g, w = top_k(got, 20), top_k(want, 20)
         np.testing.assert_array_equal(g.ids, w.ids)
