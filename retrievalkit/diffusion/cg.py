@@ -68,9 +68,10 @@ class SparseOperator:
     """``P -> S @ P`` for dense torch blocks, with ``S`` stored in a locality-friendly node order.
 
     On CPU the product runs in scipy (its CSR x dense kernel is several times faster than torch's CPU
-    sparse kernel) sharing memory with the torch tensors, split into row blocks of equal stored entries run
-    on ``threads`` threads (default: torch's thread count, which ``--threads`` sets); on CUDA it is a torch
-    sparse CSR product.
+    sparse kernel) sharing memory with the torch tensors; with ``threads`` > 1 it is split into row blocks of
+    equal stored entries run on that many threads (default 1: on the 2-core machine measured, idle, two
+    threads were 0.91-0.96x of one, benchmarks/diffuse_speed.py --cg-limit); on CUDA it is a torch sparse CSR
+    product.
     With ``reorder`` the nodes are renumbered by reverse Cuthill-McKee once, so neighbours sit close
     in memory and each product streams through the block instead of jumping around it (the CPU product
     is memory-bound: 2-7x faster on kNN graphs). ``perm`` is that order: callers permute their
@@ -98,7 +99,7 @@ class SparseOperator:
             self._S = to_torch_sparse(S, device, dtype)
             return
         self._S = sp.csr_matrix(S, dtype=np.float64 if dtype == torch.float64 else np.float32)
-        self.threads = max(1, int(threads if threads is not None else torch.get_num_threads()))
+        self.threads = max(1, int(threads or 1))
         if self.threads > 1 and self._S.nnz >= PARALLEL_MIN_NNZ:
             self._blocks = [(a, b, self._S[a:b]) for a, b in row_blocks(self._S.indptr, self.threads)]
 
