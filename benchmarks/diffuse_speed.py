@@ -13,12 +13,21 @@ against a converged solve (relative error of the scores, recall of its top-100),
 
     .venv/bin/python benchmarks/diffuse_speed.py                   # 10k and 100k, ~5-8 min on 2 busy cores
     .venv/bin/python benchmarks/diffuse_speed.py --sizes 10000 --queries 50   # quick
+
+With ``--cg-limit`` it measures only CG against its CPU limit: one sparse x dense product S·P (N x Q block)
+alone, on one thread and on ``--product-threads`` row blocks, as time, GFlop/s and GB/s moved (S's values and
+column ids once, the block read and written once), next to the machine's copy bandwidth (a 256 MB numpy
+copy); then a CG iteration (previous and current implementation, same operator), its ratio to one product
+(1.0 = nothing but the product), and whether the top-100 of every query is the same.
+
+    .venv/bin/python benchmarks/diffuse_speed.py --cg-limit --sizes 10000,100000
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 
 import numpy as np
@@ -142,6 +151,106 @@ def hybrid_rows(r, S, op, U, lam, Yt, real_eig, args):
         r["hybrid"].append(row)
 
 
+def previous_cg(matvec, Y, alpha, iters, tol, dim=0):
+    """The CG recurrence before issue 18 (a fresh tensor for every element-wise step), for comparison."""
+    X = torch.zeros_like(Y)
+    R = Y.clone()
+    P = R.clone()
+    rs = (R * R).sum(dim, keepdim=True)
+    thresh = (tol * tol) * rs
+    one = torch.ones_like(rs)
+    it = 0
+    for it in range(1, int(iters) + 1):
+        if bool((rs <= thresh).all()):
+            it -= 1
+            break
+        AP = P - alpha * matvec(P)
+        pap = (P * AP).sum(dim, keepdim=True)
+        a = torch.where(pap > 0, rs / torch.where(pap > 0, pap, one), torch.zeros_like(pap))
+        X += a * P
+        R -= a * AP
+        rs_new = (R * R).sum(dim, keepdim=True)
+        beta = torch.where(rs > 0, rs_new / torch.where(rs > 0, rs, one), torch.zeros_like(rs))
+        P = R + beta * P
+        rs = rs_new
+    return X, it
+
+
+def best_of(fn, repeat):
+    """Smallest wall time of ``repeat`` calls (a shared machine: the minimum is the least disturbed run)."""
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        ts.append(time.perf_counter() - t)
+    return min(ts), out
+
+
+def copy_bandwidth(mb=256, repeat=5):
+    """GB/s of a plain numpy copy (read + write) of ``mb`` MB: the memory limit of a streaming kernel."""
+    a = np.ones(mb * 2**20 // 4, np.float32)
+    b = np.empty_like(a)
+    t, _ = best_of(lambda: np.copyto(b, a), repeat)
+    return 2 * a.nbytes / t / 1e9
+
+
+def cg_limit(sizes, args):
+    """CG per iteration against one S·P product (the part no element-wise fusion can remove)."""
+
+    bw = copy_bandwidth()
+    print(f"copy bandwidth (256 MB numpy copy, best of 5): {bw:.1f} GB/s; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs; torch threads {torch.get_num_threads()}, product threads "
+          f"{args.product_threads}; Q = {args.queries} columns, {args.iters} iterations")
+    print("| N | nnz(S) | S·P 1 thread | GFlop/s | GB/s | S·P threaded | speed-up | previous cg / iter | "
+          "cg / iter (1-thread S·P) | cg / iter (threaded S·P) | iter / S·P | speed-up vs previous | "
+          "element-wise / iter, previous | element-wise / iter | speed-up | top-100 same | max rel. diff |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for n in sizes:
+        cg_limit_row(n, args)
+    print("iter / S·P: a CG iteration (threaded product) over one threaded product alone; 1.0 is the limit "
+          "(every element-wise step free). GB/s counts S (4-byte values, 4-byte column ids) and the block read "
+          "and written once each; compare with the copy bandwidth above. top-100 same: share of (query, "
+          "implementation) pairs whose top-100 equals the previous implementation's; max rel. diff: largest score "
+          "difference to it over the largest score. element-wise: the iteration with a free product.")
+
+
+def cg_limit_row(n, args):
+    from retrievalkit.diffusion.cg import conjugate_gradient
+
+    x = synthetic(n, seed=n)
+    D, I = knn_graph(x, args.k)
+    S = normalize_symmetric(affinity_from_knn(D, I, 3.0, True))
+    rng = np.random.default_rng(1)
+    Y = np.zeros((n, args.queries), np.float32)
+    Y[rng.integers(0, n, (args.query_k, args.queries)), np.arange(args.queries)[None, :]] = 1.0
+    op1 = sparse_operator(S, threads=1)
+    opt = sparse_operator(S, threads=args.product_threads)
+    Yi = op1.to_internal(torch.from_numpy(Y))
+    op1(Yi), opt(Yi)  # warm-up
+    rep = args.repeat
+    t1, _ = best_of(lambda: op1(Yi), rep)
+    tt, _ = best_of(lambda: opt(Yi), rep)
+    tp, (Fp, itp) = best_of(lambda: previous_cg(op1, Yi, 0.99, args.iters, 0.0), rep)
+    tn, (Fn, itn) = best_of(lambda: conjugate_gradient(op1, Yi, 0.99, args.iters, 0.0), rep)
+    tnt, (Fnt, _) = best_of(lambda: conjugate_gradient(opt, Yi, 0.99, args.iters, 0.0), rep)
+    assert itp == itn == args.iters
+    # the element-wise part alone: the same recurrences with a product that costs nothing (a fixed block)
+    SP = op1(Yi)
+    te_p, _ = best_of(lambda: previous_cg(lambda P: SP, Yi, 0.99, args.iters, 0.0), rep)
+    te_n, _ = best_of(lambda: conjugate_gradient(lambda P: SP, Yi, 0.99, args.iters, 0.0), rep)
+    rel = max(float((F - Fp).abs().max() / Fp.abs().max()) for F in (Fn, Fnt))
+    flops = 2 * S.nnz * args.queries
+    moved = S.nnz * 8 + 2 * n * args.queries * 4
+    same = np.mean([np.array_equal(torch.topk(Fp[:, j], 100).indices.numpy(),
+                                   torch.topk(F[:, j], 100).indices.numpy())
+                    for F in (Fn, Fnt) for j in range(args.queries)])
+    per = [t / args.iters for t in (tp, tn, tnt)]
+    print(f"| {n} | {S.nnz / 1e6:.2f}M | {fmt_t(t1)} | {flops / t1 / 1e9:.1f} | {moved / t1 / 1e9:.1f} | "
+          f"{fmt_t(tt)} | {t1 / tt:.2f}x | {fmt_t(per[0])} | {fmt_t(per[1])} | {fmt_t(per[2])} | "
+          f"{per[2] / tt:.2f} | {per[0] / per[2]:.2f}x | {fmt_t(te_p / args.iters)} | "
+          f"{fmt_t(te_n / args.iters)} | {te_p / te_n:.2f}x | {same:.3f} | {rel:.1e} |", flush=True)
+
+
 def fmt_t(s):
     return f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.1f} s"
 
@@ -168,10 +277,17 @@ def main():
     ap.add_argument("--hybrid-iters", default="0,2,5,10,20",
                     help="CG iterations of hybrid diffusion (and of plain cg, for comparison); 0 = spectral alone")
     ap.add_argument("--ref-iters", type=int, default=300, help="iterations of the converged reference solve")
+    ap.add_argument("--cg-limit", action="store_true", help="only CG against one S·P product (see above)")
+    ap.add_argument("--product-threads", type=int, default=os.cpu_count() or 1,
+                    help="row-block threads of the threaded S·P (rkit uses torch's thread count, --threads)")
+    ap.add_argument("--repeat", type=int, default=5, help="--cg-limit: timed runs of each step (best shown)")
     args = ap.parse_args()
     args.hybrid_iters = [int(k) for k in args.hybrid_iters.split(",")]
     sizes = [int(s) for s in args.sizes.split(",")]
     torch.set_num_threads(args.threads)
+    if args.cg_limit:
+        cg_limit(sizes, args)
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; k={args.k} mutual, gamma=3, "
           f"alpha=0.99, {args.iters} CG iterations, query k={args.query_k}, truncated n={args.trunc_n}, "
           f"spectral rank={args.rank}; {args.queries} queries per batch")

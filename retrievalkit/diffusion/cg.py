@@ -39,11 +39,39 @@ def to_torch_sparse(S: sp.spmatrix | torch.Tensor, device: str = "cpu",
                                        size=S.shape, check_invariants=False).to(device)
 
 
+def _pool(n: int):
+    """A process-wide pool of ``n`` threads for the row blocks of the CPU sparse product (scipy's CSR kernels
+    release the GIL, so the blocks run in parallel)."""
+    global _POOL
+    if _POOL is None or _POOL._max_workers != n:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(n, thread_name_prefix="rkit-spmm")
+    return _POOL
+
+
+_POOL = None
+#: below this many stored entries one thread does the product (thread hand-off costs more than it saves)
+PARALLEL_MIN_NNZ = 200_000
+
+
+def row_blocks(indptr: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """Split the rows of a CSR matrix with row pointers ``indptr`` into ``n`` contiguous blocks of about equal
+    stored entries: [(first row, end row), ...]."""
+    rows = indptr.shape[0] - 1
+    cuts = np.searchsorted(indptr, np.linspace(0, indptr[-1], n + 1)[1:-1]).tolist()
+    bounds = [0, *sorted(min(max(c, 0), rows) for c in cuts), rows]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
 class SparseOperator:
     """``P -> S @ P`` for dense torch blocks, with ``S`` stored in a locality-friendly node order.
 
     On CPU the product runs in scipy (its CSR x dense kernel is several times faster than torch's CPU
-    sparse kernel) sharing memory with the torch tensors; on CUDA it is a torch sparse CSR product.
+    sparse kernel) sharing memory with the torch tensors; with ``threads`` > 1 it is split into row blocks of
+    equal stored entries run on that many threads (default 1: on the 2-core machine measured, idle, two
+    threads were 0.91-0.96x of one, benchmarks/diffuse_speed.py --cg-limit); on CUDA it is a torch sparse CSR
+    product.
     With ``reorder`` the nodes are renumbered by reverse Cuthill-McKee once, so neighbours sit close
     in memory and each product streams through the block instead of jumping around it (the CPU product
     is memory-bound: 2-7x faster on kNN graphs). ``perm`` is that order: callers permute their
@@ -51,9 +79,10 @@ class SparseOperator:
     """
 
     def __init__(self, S: sp.spmatrix | torch.Tensor, device: str = "cpu", dtype: torch.dtype = torch.float32,
-                 reorder: bool = True):
+                 reorder: bool = True, threads: int | None = None):
         self.device = str(device)
         self.perm = self.inv = None
+        self._blocks: list[tuple[int, int, sp.csr_matrix]] = []
         if isinstance(S, torch.Tensor):
             self._S, self._torch = S.to(device=device, dtype=dtype), True
             return
@@ -68,14 +97,27 @@ class SparseOperator:
         self._torch = self.device.startswith("cuda")
         if self._torch:
             self._S = to_torch_sparse(S, device, dtype)
-        else:
-            self._S = sp.csr_matrix(S, dtype=np.float64 if dtype == torch.float64 else np.float32)
+            return
+        self._S = sp.csr_matrix(S, dtype=np.float64 if dtype == torch.float64 else np.float32)
+        self.threads = max(1, int(threads or 1))
+        if self.threads > 1 and self._S.nnz >= PARALLEL_MIN_NNZ:
+            self._blocks = [(a, b, self._S[a:b]) for a, b in row_blocks(self._S.indptr, self.threads)]
 
     def __call__(self, P: torch.Tensor) -> torch.Tensor:
         """``S P`` for P in the internal order."""
         if self._torch:
             return self._S @ P
-        return torch.from_numpy(np.asarray(self._S @ P.contiguous().numpy()))
+        x = P.contiguous().numpy()
+        if len(self._blocks) < 2:
+            return torch.from_numpy(np.asarray(self._S @ x))
+        out = np.empty((self._S.shape[0], *x.shape[1:]), np.result_type(self._S.dtype, x.dtype))
+
+        def block(a, b, Sb):
+            out[a:b] = Sb @ x
+
+        for f in [_pool(len(self._blocks)).submit(block, *blk) for blk in self._blocks]:
+            f.result()
+        return torch.from_numpy(out)
 
     def to_internal(self, Y: torch.Tensor) -> torch.Tensor:
         return Y if self.perm is None else Y[self.perm]
@@ -85,9 +127,9 @@ class SparseOperator:
 
 
 def sparse_operator(S: sp.spmatrix | torch.Tensor, device: str = "cpu", dtype: torch.dtype = torch.float32,
-                    reorder: bool = True) -> SparseOperator:
+                    reorder: bool = True, threads: int | None = None) -> SparseOperator:
     """:class:`SparseOperator` for ``S`` (build it once per graph, reuse it for every block of queries)."""
-    return SparseOperator(S, device, dtype, reorder)
+    return SparseOperator(S, device, dtype, reorder, threads)
 
 
 def cg_solve_torch(S, Y: torch.Tensor, alpha: float = 0.99, iters: int = 20,
@@ -115,10 +157,16 @@ def conjugate_gradient(matvec, Y: torch.Tensor, alpha: float, iters: int, tol: f
     below ``tol**2`` times ``ref_sq`` (default: the squared norm of its right-hand side; hybrid diffusion
     passes the norm of the original right-hand side when it solves for a residual).
     """
+    # Work buffers allocated once and updated in place: no block-sized temporary is allocated per iteration
+    # (on CPU each would be fresh pages from the OS: page faults on every step). Every step rounds as the
+    # textbook expressions do (a * P, then X + that; no fused multiply-add), so the iterates are bit for bit
+    # those of the allocating form.
     X = torch.zeros_like(Y)
     R = Y.clone()
     P = R.clone()
-    rs = (R * R).sum(dim, keepdim=True)
+    AP = torch.empty_like(Y)
+    T = torch.empty_like(Y)
+    rs = torch.mul(R, R, out=T).sum(dim, keepdim=True)
     thresh = (tol * tol) * (rs if ref_sq is None else ref_sq)
     one = torch.ones_like(rs)
     it = 0
@@ -126,14 +174,14 @@ def conjugate_gradient(matvec, Y: torch.Tensor, alpha: float, iters: int, tol: f
         if bool((rs <= thresh).all()):
             it -= 1
             break
-        AP = P - alpha * matvec(P)
-        pap = (P * AP).sum(dim, keepdim=True)
+        torch.sub(P, torch.mul(matvec(P), alpha, out=AP), out=AP)  # AP = P - alpha S P
+        pap = torch.mul(P, AP, out=T).sum(dim, keepdim=True)
         a = torch.where(pap > 0, rs / torch.where(pap > 0, pap, one), torch.zeros_like(pap))
-        X += a * P
-        R -= a * AP
-        rs_new = (R * R).sum(dim, keepdim=True)
+        X.add_(torch.mul(P, a, out=T))  # X += a P
+        R.sub_(torch.mul(AP, a, out=T))  # R -= a AP
+        rs_new = torch.mul(R, R, out=T).sum(dim, keepdim=True)
         beta = torch.where(rs > 0, rs_new / torch.where(rs > 0, rs, one), torch.zeros_like(rs))
-        P = R + beta * P
+        P.mul_(beta).add_(R)  # P = R + beta P
         rs = rs_new
     return X, it
 

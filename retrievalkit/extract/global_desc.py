@@ -11,6 +11,7 @@ import torch
 
 from retrievalkit.configs.extract import GlobalExtractConfig
 from retrievalkit.errors import BadInputError, UsageError
+from retrievalkit.extract.allocator import retained_heap
 from retrievalkit.extract.inputs import resolve_inputs
 from retrievalkit.images.discover import select_shard
 from retrievalkit.images.loader import ImageDataset, group_same_shape, iter_images
@@ -127,14 +128,21 @@ def extract_global(
         if progress and done:
             progress(done)
         ds = ImageDataset(images, names, size, net.mean, net.std, boxes=boxes, upscale=upscale)
-        batches = _Batches(net, writer, scales, regions, batch_size, device)
-        for it in iter_images(ds, workers=workers, start=start + done, stop=stop):
-            batches.add(it, on_failure)
-            if batches.consumed >= flush_every:
-                batches.flush()
-            if progress:
-                progress(1)
-        batches.flush()
+        # channels-last on CPU: the convolutions run ~1.2x faster (benchmarks/extract_throughput.py --configs),
+        # the descriptors agree to float tolerance
+        channels_last = str(device) == "cpu"
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        batches = _Batches(net, writer, scales, regions, batch_size, device, channels_last)
+        # CPU forward passes reuse their freed activation buffers instead of mapping fresh pages each call
+        with retained_heap(str(device) == "cpu"):
+            for it in iter_images(ds, workers=workers, start=start + done, stop=stop):
+                batches.add(it, on_failure)
+                if batches.consumed >= flush_every:
+                    batches.flush()
+                if progress:
+                    progress(1)
+            batches.flush()
         if not writer.names:
             writer.discard()  # every image was tried: nothing to resume, so no partial is left behind
             raise BadInputError(f"{images}: none of the {stop - start} images could be read; nothing to write")
@@ -148,9 +156,9 @@ class _Batches:
     writer in input order, with the images that failed since the last flush (so ``--resume`` can continue)."""
 
     def __init__(self, net, writer: FeaturesWriter, scales: Sequence[float], regions: bool, batch_size: int,
-                 device: str):
+                 device: str, channels_last: bool = False):
         self.net, self.writer, self.scales, self.regions = net, writer, scales, regions
-        self.batch_size, self.device = batch_size, device
+        self.batch_size, self.device, self.channels_last = batch_size, device, channels_last
         self.pending: list = []
         self.failed: list[tuple[str, str]] = []
         self.consumed = 0
@@ -168,6 +176,8 @@ class _Batches:
         rows = []
         for group in group_same_shape(self.pending, self.batch_size):
             x = torch.stack([it.tensor for it in group]).to(self.device)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             rows.extend(zip(group, describe_batch(self.net, x, self.scales, self.regions)))
         rows.sort(key=lambda r: r[0].index)
         vecs = [v for _, v in rows]

@@ -127,3 +127,50 @@ def test_top_k_and_codebook_size():
     np.testing.assert_allclose(v, [0.9, 0.5, 0.5])
     assert auto_codebook_size(10) == 256 and auto_codebook_size(10**9) == 65536
     assert auto_codebook_size(1_000_000) == 4096
+
+
+def _posting_by_posting_scores(ivf, qw, qc, alpha=3.0, tau=0.0):
+    """Scores as the scorer before the lookup table: one word_similarity (a float64 power) per posting."""
+    from retrievalkit.search.asmk import word_similarity
+
+    scores = np.zeros(ivf.n_images)
+    for w, code in zip(qw, qc):
+        a, b = ivf.word_offsets[w], ivf.word_offsets[w + 1]
+        if b > a:
+            s = word_similarity(ivf.entry_codes[a:b], np.repeat(code[None], b - a, 0), ivf.dim, alpha, tau)
+            scores += np.bincount(ivf.entry_images[a:b], weights=s, minlength=ivf.n_images)
+    return scores / np.sqrt(np.maximum(ivf.image_words, 1) * len(qw))
+
+
+@pytest.mark.parametrize("dim,alpha,tau,step", [(128, 3.0, 0.0, 1 << 15), (128, 3.0, 0.0, 37), (32, 3.0, 0.0, 100),
+                                                (13, 1.0, -0.5, 1 << 15), (64, 2.0, 0.25, 1)])
+def test_fast_scorer_equals_posting_by_posting_reference(monkeypatch, dim, alpha, tau, step):
+    """The table/popcount scorer (uint64 / uint32 / byte words; in one step or many) gives the reference's
+    scores and top-k."""
+    from retrievalkit.search.asmk import ivf as ivf_module
+
+    monkeypatch.setattr(ivf_module, "POSTINGS_PER_STEP", step)
+    rng = np.random.default_rng(dim)
+    codebook = rng.standard_normal((64, dim)).astype(np.float32)
+    n, per = 300, 20
+    x = (codebook[rng.integers(0, 64, n * per)] + rng.standard_normal((n * per, dim))).astype(np.float32)
+    b = InvertedFileBuilder(codebook, ma=1)
+    b.add(x, np.arange(0, n * per + 1, per))
+    ivf = b.finish()
+    qz = Quantizer(codebook)
+    for qi in (0, 17, 299):
+        qx = x[qi * per:(qi + 1) * per] + 0.3 * rng.standard_normal((per, dim)).astype(np.float32)
+        got = query_scores(ivf, qz, qx, ma=3, alpha=alpha, tau=tau)
+        _, qw, qc = aggregate(qx, qz.assign(qx, 3), np.zeros(per, np.int64), codebook, binary=True)
+        want = _posting_by_posting_scores(ivf, qw, qc, alpha, tau)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+        if step == 1 << 15:
+            whole = got
+        else:  # several steps: the same bits as one step
+            monkeypatch.setattr(ivf_module, "POSTINGS_PER_STEP", 1 << 30)
+            whole = query_scores(ivf, qz, qx, ma=3, alpha=alpha, tau=tau)
+            monkeypatch.setattr(ivf_module, "POSTINGS_PER_STEP", step)
+        np.testing.assert_array_equal(got, whole)
+        assert (got > 0).sum() > 10  # the queries do reach many images
+        g, w = top_k(got, 20), top_k(want, 20)
+        np.testing.assert_array_equal(g.ids, w.ids)

@@ -14,10 +14,18 @@ import numpy as np
 from retrievalkit.io.asmk import InvertedFile
 from retrievalkit.neighbours import Neighbours
 from retrievalkit.search.asmk.codebook import Quantizer
-from retrievalkit.search.asmk.kernel import DEFAULT_ALPHA, DEFAULT_TAU, aggregate, word_similarity
+from retrievalkit.search.asmk.kernel import (
+    DEFAULT_ALPHA,
+    DEFAULT_TAU,
+    aggregate,
+    popcount_rows,
+    selectivity_table,
+)
 
 DEFAULT_MA_DB = 1
 DEFAULT_MA_QUERY = 5
+#: postings scored per step of :func:`query_scores` (its temporaries, ~50 bytes a posting, stay in cache)
+POSTINGS_PER_STEP = 1 << 15
 
 
 class InvertedFileBuilder:
@@ -73,11 +81,29 @@ def build_inverted_file(codebook: np.ndarray, chunks: Iterable[tuple[np.ndarray,
     return b.finish(config)
 
 
+def _words_view(codes: np.ndarray) -> np.ndarray:
+    """Packed codes (E, B) uint8 as the widest unsigned words that tile a row: (E, B/8) uint64 when B is a
+    multiple of 8 (128-bit codes: two words), else uint32 / uint16 / the bytes themselves. No copy."""
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    for dt in (np.uint64, np.uint32, np.uint16):
+        size = np.dtype(dt).itemsize
+        if codes.shape[1] % size == 0 and codes.shape[1] >= size:
+            return codes.view(dt)
+    return codes
+
+
 def query_scores(ivf: InvertedFile, quantizer: Quantizer, descriptors: np.ndarray, ma: int = DEFAULT_MA_QUERY,
                  alpha: float = DEFAULT_ALPHA, tau: float = DEFAULT_TAU) -> np.ndarray:
     """ASMK* scores (N,) float64 of one query image's local ``descriptors`` (m, D) against every database image.
 
     A query without descriptors scores 0 everywhere.
+
+    The postings of the query's words are contiguous runs of the word-sorted inverted file, gathered in
+    ascending positions (sequential reads), about ``POSTINGS_PER_STEP`` at a time; the Hamming distance is a
+    popcount of 64-bit XORs and σ a lookup over the ``D + 1`` possible distances
+    (:func:`~retrievalkit.search.asmk.kernel.selectivity_table`), so the per-posting work is gather, XOR,
+    popcount, lookup and one weighted bincount. The values are those of
+    :func:`~retrievalkit.search.asmk.kernel.word_similarity` summed in the same order: the same scores.
     """
     scores = np.zeros(ivf.n_images, np.float64)
     if descriptors.shape[0] == 0 or ivf.n_images == 0:
@@ -89,12 +115,29 @@ def query_scores(ivf: InvertedFile, quantizer: Quantizer, descriptors: np.ndarra
     total = int(lengths.sum())
     if total == 0:
         return scores
-    # the postings of all query words, flattened; each posting remembers its query word
-    owner = np.repeat(np.arange(qw.shape[0]), lengths)
-    pos = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
-    s = word_similarity(ivf.entry_codes[pos], qc[owner], ivf.dim, alpha, tau)
-    imgs = ivf.entry_images[pos]
-    scores = np.bincount(imgs, weights=s, minlength=ivf.n_images).astype(np.float64)
+    codes, qcodes = _words_view(ivf.entry_codes), _words_view(qc)
+    images = np.asarray(ivf.entry_images)
+    table = selectivity_table(ivf.dim, alpha, tau)
+    ends = np.cumsum(lengths)
+    begins = ends - lengths
+    sims = np.empty(total, np.float64)
+    owners = np.empty(total, images.dtype)
+    # groups of query words of about POSTINGS_PER_STEP postings: the temporaries stay in cache, and the
+    # (postings,) similarities and images are written once, then summed by one bincount in posting order
+    cuts = np.searchsorted(ends, np.arange(POSTINGS_PER_STEP, total, POSTINGS_PER_STEP), side="right")
+    bounds = np.unique(np.concatenate([[0], cuts, [qw.shape[0]]]))
+    for g0, g1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        a, b = int(begins[g0]), int(ends[g1 - 1])
+        if b == a:
+            continue
+        run = lengths[g0:g1]
+        pos = np.arange(a, b, dtype=np.int64)  # positions: start of each run + offset inside the run
+        pos += np.repeat(starts[g0:g1] - begins[g0:g1], run)
+        x = codes.take(pos, axis=0)
+        x ^= np.repeat(qcodes[g0:g1], run, axis=0)
+        table.take(popcount_rows(x), out=sims[a:b])
+        images.take(pos, out=owners[a:b])
+    scores = np.bincount(owners, weights=sims, minlength=ivf.n_images)
     norm = np.sqrt(np.maximum(ivf.image_words, 1).astype(np.float64) * qw.shape[0])
     return scores / norm
 

@@ -49,6 +49,27 @@ def selectivity(u: np.ndarray, alpha: float = DEFAULT_ALPHA, tau: float = DEFAUL
     return np.where(u >= tau, np.sign(u) * np.abs(u) ** alpha, 0.0)
 
 
+def selectivity_table(dim: int, alpha: float = DEFAULT_ALPHA, tau: float = DEFAULT_TAU) -> np.ndarray:
+    """σ(u) for every Hamming distance ``h`` = 0 .. ``dim`` of ``dim``-bit codes: (dim + 1,) float64.
+
+    Entry ``h`` is computed exactly as :func:`word_similarity` computes it for one pair, so a lookup gives the
+    same bits; for 128-bit codes it replaces a power per posting by a gather from 129 values.
+    """
+    return selectivity(1.0 - 2.0 * np.arange(dim + 1, dtype=np.int64) / dim, alpha, tau)
+
+
+def popcount_rows(x: np.ndarray) -> np.ndarray:
+    """Bits set per row of a 2-D unsigned array ``x`` (E, W): (E,) uint16 (uint8 columns summed)."""
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0: a native popcount per element
+        c = np.bitwise_count(x)
+    else:  # pragma: no cover - numpy 1.x: byte table
+        c = _POPCOUNT[x.view(np.uint8)]
+    h = c[:, 0].astype(np.uint16)
+    for j in range(1, c.shape[1]):
+        h += c[:, j]
+    return h
+
+
 def word_similarity(a: np.ndarray, b: np.ndarray, dim: int, alpha: float = DEFAULT_ALPHA,
                     tau: float = DEFAULT_TAU) -> np.ndarray:
     """σ(u) of row pairs of packed ``dim``-bit codes ``a``, ``b`` (E, B): u = 1 - 2·hamming/dim."""
@@ -95,4 +116,4 @@ def aggregate(x: np.ndarray, words: np.ndarray, image_ids: np.ndarray, codebook:
 
 
 __all__ = ["DEFAULT_ALPHA", "DEFAULT_TAU", "pack_bits", "unpack_bits", "hamming_packed", "selectivity",
-           "word_similarity", "aggregate"]
+           "selectivity_table", "popcount_rows", "word_similarity", "aggregate"]
