@@ -366,6 +366,9 @@ def real_main(args) -> None:
     rows = []
     run("index", "search", "--database", db, "--queries", q, "-o", work / "exact.h5", "-k", n)
     rows.append(("exact (all ranked)", "-", mean_ap(work / "exact.h5")))
+    for sl in args.shortlists:  # the same truncation as a re-ranked shortlist: only the top sl are ranked
+        run("index", "search", "--database", db, "--queries", q, "-o", work / "exact_k.h5", "-k", sl)
+        rows.append((f"exact, top {sl} ranked", "-", mean_ap(work / "exact_k.h5")))
     for factory in args.real_factories:
         idx = work / f"{factory.replace(',', '_')}.h5"
         run("index", "build", db, "-o", idx, "--factory", factory)
