@@ -236,7 +236,7 @@ def scale_main(args) -> None:
     _, base_rss, _ = cpu_of([*rkit[:2], "retrievalkit", "--version"], env)
     nl, m = args.nlist, args.pq
     factories = {"flat": "Flat", "ivf": f"IVF{nl},Flat", "pq": f"IVF{nl},PQ{m}", "opq": f"OPQ{m},IVF{nl},PQ{m}",
-                 "hnsw": "HNSW32"}
+                 "hnsw": "HNSW32", "pqfs": f"IVF{nl},PQ{m}x4fs"}
     print(f"# N={n} D={dim} clustered synthetic ({n * dim * 4 / 2**20:.0f} MiB float32), {nq} queries, "
           f"{args.threads} thread(s), train {args.train_size}, blocks of {args.block_size}; search CPU time best of "
           f"{args.repeats}; exact top-100 of the "
