@@ -171,3 +171,32 @@ def test_threads_applied_when_faiss_already_loaded():
         assert faiss.omp_get_max_threads() == (2 if before != 2 else 1)
     finally:
         faiss.omp_set_num_threads(before)
+
+
+# ------------------------------------------------------------------------------------------------ row gathering
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "half", "chunked"])
+def test_take_from_mapped_file_equals_h5py(tmp_path, layout):
+    """Scattered rows (re-ranking) come from the memory-mapped file; they equal h5py's reads in every layout."""
+    from retrievalkit.io.features import FeaturesWriter
+    from retrievalkit.io.features_stream import FeaturesStream
+
+    x = _clustered(5000, D, 7)
+    names = [f"i{i}" for i in range(len(x))]
+    path = tmp_path / "f.h5"
+    if layout == "chunked":  # the incremental writer of long extractions: chunked dataset
+        with FeaturesWriter(path, D, {}) as w:
+            for s in range(0, len(x), 1700):
+                w.append(names[s:s + 1700], x[s:s + 1700])
+            w.finish()
+    else:
+        write_features(path, Features(names, x, {}), half=layout == "half")
+    ids = np.random.default_rng(0).integers(0, len(x), 3000)  # any order, repeats
+    with FeaturesStream(path) as fs:
+        got = fs.take(ids)
+        assert fs._mapped_rows() is not None  # the fast path was taken
+        uniq, inv = np.unique(ids, return_inverse=True)
+        ref = fs._take_h5(uniq, 65536)[inv]
+    assert got.dtype == np.float32 and np.array_equal(got, ref)
+    assert np.allclose(got, x[ids], atol=1e-3 if layout == "half" else 0)
