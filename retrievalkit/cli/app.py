@@ -38,8 +38,8 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
     threads: Annotated[int | None, typer.Option(
-        "--threads", help="CPU threads for torch and COLMAP (default: torch's choice, COLMAP 2; 1 is fastest on "
-                     "busy machines).")] = None,
+        "--threads", help="CPU threads for torch, faiss and COLMAP (default: their choice, COLMAP 2; 1 is "
+                     "fastest on busy machines).")] = None,
     max_pixels: Annotated[int | None, typer.Option(
         "--max-pixels", help="Largest image decoded, in pixels (width × height, read from the header first); "
         "larger images are listed as failed. Default 178956970 (Pillow's limit).")] = None,
@@ -64,33 +64,39 @@ def _root(
 
 
 def _torch_threads(n: int) -> None:
-    """``torch.set_num_threads(n)``: now if torch is loaded, else right after a command first imports it, so
-    commands that run no torch code (index search, evaluate, ...) never load it."""
+    """``torch.set_num_threads(n)`` and ``faiss.omp_set_num_threads(n)``: now for a library already loaded, else
+    right after a command first imports it, so commands that run no torch code (index search, evaluate, ...)
+    never load torch."""
     import importlib.abc
     import importlib.util
 
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(n)
+    setters = {"torch": lambda m: m.set_num_threads(n), "faiss": lambda m: m.omp_set_num_threads(n)}
+    for name in list(setters):
+        if name in sys.modules:
+            setters.pop(name)(sys.modules[name])
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "AfterImportSetThreads"]  # one per run
+    if not setters:
         return
 
-    class AfterTorchImport(importlib.abc.MetaPathFinder):
+    class AfterImportSetThreads(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path, target=None):
-            if name != "torch":
+            if name not in setters:
                 return None
-            sys.meta_path.remove(self)
-            spec = importlib.util.find_spec(name)  # by the finders that follow
+            setter = setters.pop(name)
+            if not setters:
+                sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(name)  # by the finders that follow (this one skips it now)
             if spec is not None and spec.loader is not None:
                 exec_module = spec.loader.exec_module
 
                 def exec_then_set(module):
                     exec_module(module)
-                    module.set_num_threads(n)
+                    setter(module)
 
                 spec.loader.exec_module = exec_then_set
             return spec
 
-    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "AfterTorchImport"]  # one per run
-    sys.meta_path.insert(0, AfterTorchImport())
+    sys.meta_path.insert(0, AfterImportSetThreads())
 
 
 def _register() -> None:

@@ -42,6 +42,10 @@ def copy_detect_cmd(
                                                 "(query_id,reference_id,score).")] = None,
     descriptors: Annotated[Path | None, typer.Option(help="Descriptor-track HDF5 to write (query, reference "
                                                      "≤ 256-d, query_ids, reference_ids).")] = None,
+    index: Annotated[list[Path] | None, typer.Option("--index", exists=True, dir_okay=False, help="A built faiss "
+                                                     "index of the --database features file (rkit index build; "
+                                                     "repeat for parts), searched instead of the vectors; needs "
+                                                     "--dim 0 (no PCA-whitening).")] = None,
     database_features: Annotated[Path | None, typer.Option(help="With --shard: the features file of that block of "
                                                            "the database folder (join the blocks with rkit merge)."
                                                            )] = None,
@@ -85,6 +89,7 @@ def copy_detect_cmd(
 
     Example: rkit copy-detect --queries Q/ --database R/ --training T/ -o matches.csv --descriptors desc.h5
     Example: rkit copy-detect --database R/ --shard 2/8 --database-features refs.2.h5
+    Built index: rkit copy-detect --queries q.h5 --database refs.h5 --index refs.index.h5 --no-verify -o m.csv
     """
     from retrievalkit.copydetect.stage import copy_detect, extract_reference_shard
     from retrievalkit.images.discover import parse_shard
@@ -117,7 +122,7 @@ def copy_detect_cmd(
             "--max-rows": max_rows, "--norm-beta": norm_beta, "--norm-k": norm_k, "--norm-stat": norm_stat,
             "--dim": dim, "--shrinkage": shrinkage, "--query-views": query_views, "--combine": combine,
             "--verify/--no-verify": verify, "--shortlist": shortlist, "--min-inliers": min_inliers,
-            "--block-size": block_size})
+            "--block-size": block_size, "--index": index or None})
         if database_features is None:
             raise UsageError("--shard writes the block's features: give --database-features refs.I.h5")
         if not database.is_dir():
@@ -142,14 +147,15 @@ def copy_detect_cmd(
                          f"write matches with -o {descriptors}")
     if output is None and descriptors is not None:
         refuse_inapplicable("copy-detect --descriptors only (options of the matching track, -o)", {
-            "-k/--top-k": top_k, "--max-rows": max_rows, "--verify/--no-verify": verify, "--combine": combine})
+            "-k/--top-k": top_k, "--max-rows": max_rows, "--verify/--no-verify": verify, "--combine": combine,
+            "--index": index or None})
     cfg = cfg.resolved(training is not None)  # refuses --dim/--norm-beta without --training
     if training is None:
         info("[yellow]note:[/] no --training: score normalisation and PCA-whitening are off")
 
     with phase_bars() as (advance, on_phase):
         csv_path, h5_path = copy_detect(queries, database, training, output, descriptors, cfg, progress=advance,
-                                        on_phase=on_phase)
+                                        on_phase=on_phase, index=index or None, log=info)
     for p in (csv_path, h5_path):
         if p is not None:
             echo_path(p)

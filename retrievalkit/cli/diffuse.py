@@ -27,6 +27,10 @@ def diffuse_cmd(
     output: opt.output("Ranks file to write."),
     graph: opt.graph("kNN graph of the database (rkit index knn); its first --graph-k columns are used. "
                      "Default: built here.") = None,
+    index: Annotated[list[Path] | None, typer.Option("--index", exists=True, dir_okay=False, help="A built faiss "
+                                                     "index of the database (rkit index build; repeat for parts): "
+                                                     "the kNN graph is searched through it instead of exactly "
+                                                     "(approximate for IVF/PQ/HNSW).")] = None,
     method: opt.method("cg (default), truncated, spectral, hybrid (spectral + CG on the rest), none (plain "
                        "search); shortcuts: aqe, alpha-qe, alpha-dba (= none + that expansion).") = None,
     qe: Annotated[str | None, typer.Option(help=f"Query expansion before ranking/diffusion: none, aqe, alpha-qe "
@@ -73,6 +77,7 @@ def diffuse_cmd(
     (I - alpha S) f = y is solved for all queries of a block at once.
 
     Example: rkit diffuse --database db.h5 --queries q.h5 --graph knn.h5 -o ranks.h5 --method cg
+    Built index: rkit diffuse --database db.h5 --queries q.h5 --index db.index.h5 -o ranks.h5
     """
     from retrievalkit.configs.diffusion import METHODS
     from retrievalkit.diffusion.stage import diffuse
@@ -88,32 +93,38 @@ def diffuse_cmd(
                               dba_k=dba_k, graph_k=graph_k, mutual=mutual, gamma=gamma, alpha=alpha, query_k=query_k,
                               iters=iters, tol=tol, trunc_n=trunc_n, rank=rank, fuse=fuse, pool=pool, top_k=top_k,
                               block_size=block_size)
-    _refuse_for_method(cfg, method or cfg.method, dict(graph=graph, graph_k=graph_k, mutual=mutual, gamma=gamma,
-                       alpha=alpha, query_k=query_k, iters=iters, tol=tol, trunc_n=trunc_n, spectral=spectral,
-                       rank=rank, fuse=fuse, qe_n=qe_n, qe_alpha=qe_alpha, dba_k=dba_k))
+    _refuse_for_method(cfg, method or cfg.method, dict(graph=graph, index=index or None, graph_k=graph_k,
+                       mutual=mutual, gamma=gamma, alpha=alpha, query_k=query_k, iters=iters, tol=tol,
+                       trunc_n=trunc_n, spectral=spectral, rank=rank, fuse=fuse, qe_n=qe_n, qe_alpha=qe_alpha,
+                       dba_k=dba_k))
     dev = resolve_device(device)
     with progress_bar(f"diffuse ({cfg.method})", None) as adv:
-        out = diffuse(database, queries, output, graph=graph, spectral=spectral, config=cfg, device=dev, progress=adv)
+        out = diffuse(database, queries, output, graph=graph, spectral=spectral, config=cfg, device=dev, progress=adv,
+                      index=index or None, log=info)
     echo_path(out)
 
 
 #: the diffusion options each method uses (the others are refused)
 _USES = {
     "none": set(),
-    "cg": {"graph", "graph_k", "mutual", "gamma", "alpha", "query_k", "iters", "tol", "fuse"},
-    "truncated": {"graph", "graph_k", "mutual", "gamma", "alpha", "query_k", "iters", "tol", "trunc_n", "fuse"},
-    "spectral": {"graph", "graph_k", "mutual", "gamma", "alpha", "query_k", "spectral", "rank", "fuse"},
-    "hybrid": {"graph", "graph_k", "mutual", "gamma", "alpha", "query_k", "iters", "tol", "spectral", "rank", "fuse"},
+    "cg": {"graph", "index", "graph_k", "mutual", "gamma", "alpha", "query_k", "iters", "tol", "fuse"},
+    "truncated": {"graph", "index", "graph_k", "mutual", "gamma", "alpha", "query_k", "iters", "tol", "trunc_n",
+                  "fuse"},
+    "spectral": {"graph", "index", "graph_k", "mutual", "gamma", "alpha", "query_k", "spectral", "rank", "fuse"},
+    "hybrid": {"graph", "index", "graph_k", "mutual", "gamma", "alpha", "query_k", "iters", "tol", "spectral", "rank",
+               "fuse"},
 }
 
 
 def _refuse_for_method(cfg: DiffusionConfig, shown: str, given: dict) -> None:
     uses = set(_USES[cfg.method])
     if cfg.method == "spectral" and given["spectral"] is not None:
-        uses -= {"graph", "graph_k", "mutual", "rank"}  # the eigenpairs file fixes the graph
+        uses -= {"graph", "index", "graph_k", "mutual", "rank"}  # the eigenpairs file fixes the graph
     diffusion_opts = set().union(*_USES.values())
     opt_name = {k: "--" + k.replace("_", "-") for k in given}
     opt_name["mutual"] = "--mutual/--no-mutual"
+    if given["graph"] is not None and given["index"] is not None:
+        refuse_inapplicable("--graph (it gives the graph that --index would search)", {"--index": given["index"]})
     for k, v in given.items():
         if k in diffusion_opts and k not in uses:
             users = [m for m, opts in _USES.items() if k in opts]

@@ -121,17 +121,22 @@ class Candidates(NamedTuple):
 
 
 def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig, progress: Progress = None,
-                  on_phase: OnPhase = None) -> Candidates:
+                  on_phase: OnPhase = None, searcher=None) -> Candidates:
     """Matching-track candidates of every query image (:class:`Candidates`).
 
     ``progress(n)`` advances the current phase (``search``: query rows, ``verify``: queries), announced by
-    ``on_phase(description, total)``.
+    ``on_phase(description, total)``. ``searcher``: a built index of the references
+    (:class:`~retrievalkit.search.index_stages.IndexSearcher`) searched instead of the reference vectors; it holds
+    the raw vectors, so PCA-whitening must be off (score normalisation is a per-query shift, applied after).
     """
     xq, xr = q.vectors, r.vectors
     xt = t.vectors if t is not None else None
     cfg = cfg.resolved(xt is not None)
     info: dict = {}
     w = learn_whitening(xt, cfg)
+    if w is not None and searcher is not None:
+        raise UsageError("--index holds the references' raw vectors and PCA-whitening changes them: give --dim 0 "
+                         "with --index (or build the index from whitened features)")
     if w is not None:
         xq, xr, xt = w.apply(xq), w.apply(xr), w.apply(xt)
         info["pca_dim"] = w.dim
@@ -144,8 +149,16 @@ def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig, progr
     k = max(cfg.top_k, cfg.verify.top if cfg.verify else 0)
     beta = cfg.norm_beta if xt is not None else 0.0
     _phase(on_phase, "search", xq.shape[0])
-    Dr, Ir = normalized_search(xq, xr, k, xt, beta, cfg.norm_k, cfg.norm_stat, block=cfg.block_size,
-                               device=cfg.device, progress=progress)
+    if searcher is None:
+        Dr, Ir = normalized_search(xq, xr, k, xt, beta, cfg.norm_k, cfg.norm_stat, block=cfg.block_size,
+                                   device=cfg.device, progress=progress)
+    else:  # s' = s - beta * b(q): a shift per query row, so the index's top-k stay the top-k
+        Dr, Ir = searcher.search(xq, k, block_size=cfg.block_size, progress=progress)
+        if xt is not None and beta != 0:
+            bias = background_similarity(xq, xt, cfg.norm_k, cfg.norm_stat, block=cfg.block_size,
+                                         device=cfg.device)
+            Dr = Dr - np.float32(beta) * bias.astype(np.float32)[:, None]
+        info["index"] = searcher.describe()
     D, I = aggregate_views(owner, Dr, Ir, nq, min(k, xr.shape[0]))
     if cfg.verify is not None and cfg.verify.top > 0:
         if q.paths is None or r.paths is None:
@@ -254,15 +267,19 @@ def _config_files(args: dict) -> list:
     return [getattr(cfg, "model", None), getattr(cfg, "weights", None)]
 
 
-@writes_output("output", "descriptors", inputs=("queries", "references", "training", _config_files))
+@writes_output("output", "descriptors", inputs=("queries", "references", "training", "index", _config_files))
 def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, training: str | os.PathLike | None,
                 output: str | os.PathLike | None = None, descriptors: str | os.PathLike | None = None,
                 cfg: CopyDetectConfig | None = None, progress: Progress = None, on_phase: OnPhase = None,
+                index: Sequence[str | os.PathLike] | None = None, log: Callable[[str], None] | None = None,
                 ) -> tuple[Path | None, Path | None]:
     """Run copy detection and write the matching CSV (``output``) and/or the descriptor-track file.
 
     ``progress(n)`` advances the current phase by n (images described, query rows searched, queries verified);
     ``on_phase(description, total)`` announces each phase (``describe query``, ..., ``search``, ``verify``).
+
+    ``index``: a built faiss index of the references features file (``rkit index build``; several files: the
+    parts of one), searched for the matching track instead of the reference vectors (PCA-whitening off).
 
     Returns:
         (matches CSV path or None, descriptors path or None).
@@ -271,6 +288,16 @@ def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, train
     cfg.check()
     if output is None and descriptors is None:
         raise UsageError("nothing to write: give -o matches.csv (matching track) and/or --descriptors desc.h5")
+    if index:
+        if output is None:
+            raise UsageError("--index serves the matching track's search (-o matches.csv); the descriptor track "
+                             "does not search")
+        if not Path(references).is_file():
+            raise UsageError(f"--index: give the references as the features file the index was built from "
+                             f"(--database refs.h5), not the folder {references}")
+        if cfg.dim:
+            raise UsageError("--index holds the references' raw vectors and PCA-whitening changes them: give "
+                             "--dim 0 with --index (or build the index from whitened features)")
     nets = _NetHolder(cfg)
     q = load_side(queries, "query", cfg, nets, cfg.query_views, progress, on_phase)
     r = load_side(references, "reference", cfg, nets, "full", progress, on_phase)
@@ -281,7 +308,13 @@ def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, train
                                 f"({q.source}) are {q.vectors.shape[1]}-d; describe all sides with the same model")
     out_csv = out_h5 = None
     if output is not None:
-        D, I, _ = match_queries(q, r, t, cfg, progress, on_phase)
+        searcher = None
+        if index:
+            from retrievalkit.search.index_stages import IndexSearcher
+
+            k = max(cfg.top_k, cfg.verify.top if cfg.verify else 0)
+            searcher = IndexSearcher(index, references, k, device=cfg.device, log=log)
+        D, I, _ = match_queries(q, r, t, cfg, progress, on_phase, searcher=searcher)
         m: Matches = select_matches(q.ids, r.ids, D, I, cfg.top_k, cfg.max_rows)
         out_csv = write_matches_csv(output, m)
     if descriptors is not None:

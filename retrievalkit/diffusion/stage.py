@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from retrievalkit.diffusion.graph import affinity_from_knn, graph_from_vectors, normalize_symmetric
@@ -45,11 +45,25 @@ def _read_graph(graph, db, database):
     return g
 
 
-@writes_output("output", inputs=("database", "queries", "graph", "spectral"))
+def _graph_through_index(index, database, db, cfg: DiffusionConfig, device: str, log) -> tuple[Neighbours, dict]:
+    """The database's kNN graph searched through a built faiss index of ``database`` (``rkit index build``)."""
+    from retrievalkit.search.index_stages import IndexSearcher
+
+    if db.image_index is not None:
+        raise UsageError(f"--index: {database} holds regions; regional diffusion builds its region graph itself "
+                         "(drop --index)")
+    k = resolve_config(cfg, db.vectors.shape[0]).graph_k
+    searcher = IndexSearcher(index, database, k + 1, device=device, log=log)
+    D, I = searcher.knn(db.vectors, k)
+    return Neighbours(D, I), searcher.describe()
+
+
+@writes_output("output", inputs=("database", "queries", "graph", "spectral", "index"))
 def diffuse(database: str | os.PathLike, queries: str | os.PathLike, output: str | os.PathLike,
             graph: str | os.PathLike | None = None, spectral: str | os.PathLike | None = None,
             config: DiffusionConfig | None = None, device: str = "cpu",
-            progress: Callable[[int], None] | None = None) -> Path:
+            progress: Callable[[int], None] | None = None, index: Sequence[str | os.PathLike] | None = None,
+            log: Callable[[str], None] | None = None) -> Path:
     """Rank the database for every query by diffusion (or query expansion); writes a ranks file.
 
     Args:
@@ -57,6 +71,9 @@ def diffuse(database: str | os.PathLike, queries: str | os.PathLike, output: str
         graph: kNN-graph file of the database (``rkit index knn``); None: built here with the chosen k.
         spectral: eigenpairs file (``rkit diffuse-prepare``) for ``method='spectral'`` or ``'hybrid'``; None:
             computed here.
+        index: a built faiss index of ``database`` (``rkit index build``; several files: the parts of one): the
+            kNN graph is searched through it instead of exactly (``graph`` None; a Flat index gives the exact
+            graph).
         config: :class:`DiffusionConfig`; unset (None) settings are chosen from the collection size.
     Returns:
         The ranks file path (ranks over database images; ``rkit evaluate`` reads it).
@@ -81,6 +98,14 @@ def diffuse(database: str | os.PathLike, queries: str | os.PathLike, output: str
             if key in sf.config:
                 cfg = dataclasses.replace(cfg, **{key: sf.config[key]})
     knn = None if g is None else Neighbours(g.scores, g.indices)
+    index_info = None
+    if index:
+        if graph is not None:
+            raise UsageError("--index searches the graph through a built index and --graph reads one; give one")
+        if cfg.method == "none" or (cfg.method == "spectral" and eig is not None):
+            raise UsageError(f"--index builds the kNN graph, which --method {cfg.method} "
+                             f"{'with --spectral ' if eig is not None else ''}does not use; drop --index")
+        knn, index_info = _graph_through_index(index, database, db, cfg, device, log)
     D, I, used = diffusion_ranking(
         db.vectors, q.vectors, cfg, knn=knn, eig=eig,
         db_owner=db.image_index, n_db_images=len(db.names),
@@ -92,6 +117,9 @@ def diffuse(database: str | os.PathLike, queries: str | os.PathLike, output: str
         inputs["graph"] = str(graph)
     if spectral is not None:
         inputs["spectral"] = str(spectral)
+    if index_info is not None:
+        conf["graph_index"] = index_info
+        inputs.update({f"index{j}": str(p) for j, p in enumerate(index)})
     return write_ranks(output, Ranks(q.names, db.names, I, D, conf), inputs=inputs)
 
 

@@ -91,9 +91,8 @@ def read_features(path: str | os.PathLike) -> Features:
     if image_index is not None and (image_index.shape[0] != vectors.shape[0] or (
             image_index.size and (image_index.min() < 0 or image_index.max() >= len(names)))):
         raise BadInputError(f"{path}: 'image_index' does not map vectors to names; the file is corrupt")
-    check_finite(vectors, path, "vectors")
     check_unique_names(names, path)
-    vectors = unit_rows(vectors, path, tol=1e-2 if stored_half else 1e-3)
+    vectors = unit_rows(vectors, path, tol=1e-2 if stored_half else 1e-3)  # also refuses NaN/Inf
     return Features(names, vectors, config, failed, failed_reason, image_index, path)
 
 
@@ -108,10 +107,17 @@ def check_unique_names(names: list[str], path) -> None:
 
 def unit_rows(vectors: np.ndarray, path, tol: float = 1e-3) -> np.ndarray:
     """Rows L2-normalised, as cosine similarity assumes: rows off unit length by more than ``tol`` are
-    re-normalised with one warning; an all-zero row is refused (it has no direction)."""
+    re-normalised with one warning; an all-zero row or a NaN/Inf value is refused.
+
+    One pass over the matrix: the squared norms (float32 dot products) are finite exactly when the row's values
+    are (barring overflow of values ~1e19, which the full check then reports as Inf)."""
     if vectors.size == 0:
         return vectors
-    norms = np.linalg.norm(vectors, axis=1)
+    sq = np.einsum("ij,ij->i", vectors, vectors) if vectors.dtype == np.float32 else \
+        np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64)
+    if not np.isfinite(sq).all():
+        check_finite(vectors, path, "vectors")
+    norms = np.sqrt(sq)
     off = np.abs(norms - 1.0) > tol
     if not off.any():
         return vectors

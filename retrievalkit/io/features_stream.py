@@ -53,8 +53,58 @@ class FeaturesStream:
             raise
         self.n, self.dim = (int(s) for s in self._ds.shape)
         self.dtype = self._ds.dtype
+        self._rows_view: np.ndarray | None | bool = False  # False: not looked up yet; None: not mappable
+
+    def _mapped_rows(self) -> np.ndarray | None:
+        """A read-only view whose element ``e`` is the stored row starting at element offset ``e`` of the file
+        (``np.memmap``), with ``_row_offset(ids)`` giving each row's element offset; None when the dataset is
+        compressed, unaligned or not fully written (then rows are read through h5py).
+
+        Uncompressed HDF5 data are raw bytes at known offsets (one block when contiguous, one per chunk when
+        chunked), so reading scattered rows from the page cache skips h5py's per-selection cost (re-ranking).
+        """
+        if self._rows_view is not False:
+            return self._rows_view
+        self._rows_view = None
+        ds, isz = self._ds, self._ds.dtype.itemsize
+        try:
+            if ds.compression is not None or ds.scaleoffset is not None or ds.shuffle or ds.fletcher32 \
+                    or self.n == 0 or ds.dtype.byteorder not in "=|<":
+                return None
+            if ds.chunks is None:
+                off = ds.id.get_offset()
+                if off is None or off % isz:
+                    return None
+                self._chunk_rows, self._chunk_base = self.n, np.array([off // isz], np.int64)
+            else:
+                if ds.chunks[1] != self.dim:
+                    return None
+                rows = int(ds.chunks[0])
+                nchunks = -(-self.n // rows)
+                if ds.id.get_num_chunks() != nchunks:
+                    return None
+                base = np.empty(nchunks, np.int64)
+                for i in range(nchunks):
+                    info = ds.id.get_chunk_info(i)
+                    if info.filter_mask or info.byte_offset is None or info.byte_offset % isz \
+                            or info.chunk_offset[0] != i * rows:
+                        return None
+                    base[info.chunk_offset[0] // rows] = info.byte_offset // isz
+                self._chunk_rows, self._chunk_base = rows, base
+            flat = np.memmap(self.path, dtype=ds.dtype.newbyteorder("<"), mode="r")
+            if int(self._chunk_base.max()) + self._chunk_rows * self.dim > flat.shape[0]:
+                return None
+            self._rows_view = np.lib.stride_tricks.as_strided(flat, shape=(flat.shape[0] - self.dim + 1, self.dim),
+                                                              strides=(isz, isz), writeable=False)
+        except (OSError, ValueError, AttributeError, RuntimeError):
+            self._rows_view = None
+        return self._rows_view
+
+    def _row_offset(self, ids: np.ndarray) -> np.ndarray:
+        return self._chunk_base[ids // self._chunk_rows] + (ids % self._chunk_rows) * self.dim
 
     def close(self) -> None:
+        self._rows_view = None
         self._cm.__exit__(None, None, None)
 
     def __enter__(self) -> FeaturesStream:
@@ -89,7 +139,21 @@ class FeaturesStream:
         if ids.min() < 0 or ids.max() >= self.n:
             raise BadInputError(f"{self.path}: row ids outside 0..{self.n - 1} requested; the index does not "
                                 "belong to this features file")
+        view = self._mapped_rows()
+        if view is not None:  # straight from the mapped file, in the order asked
+            for s in range(0, ids.shape[0], block_size):  # bounds the gather's temporaries
+                out[s:s + block_size] = view[self._row_offset(ids[s:s + block_size])]
+            if not np.isfinite(out).all():
+                raise BadInputError(f"{self.path}: vectors contain NaN or Inf; re-extract")
+            return out
         uniq, inverse = np.unique(ids, return_inverse=True)
+        got = self._take_h5(uniq, block_size)
+        if not np.isfinite(got).all():
+            raise BadInputError(f"{self.path}: vectors contain NaN or Inf; re-extract")
+        out[:] = got[inverse.reshape(-1)]
+        return out
+
+    def _take_h5(self, uniq: np.ndarray, block_size: int) -> np.ndarray:
         got = np.empty((uniq.shape[0], self.dim), dtype=np.float32)
         for s in range(0, self.n, block_size):
             lo, hi = np.searchsorted(uniq, [s, s + block_size])
@@ -100,10 +164,7 @@ class FeaturesStream:
                 got[lo:hi] = self.rows(s, min(s + block_size, self.n))[want - s]
             else:
                 got[lo:hi] = np.asarray(self._ds[want.tolist()], dtype=np.float32)
-        if not np.isfinite(got).all():
-            raise BadInputError(f"{self.path}: vectors contain NaN or Inf; re-extract")
-        out[:] = got[inverse.reshape(-1)]
-        return out
+        return got
 
     def sample(self, size: int, seed: int = 0, block_size: int = 65536) -> np.ndarray:
         """``size`` distinct rows drawn uniformly at random (all rows when size >= N), in file order."""

@@ -308,19 +308,18 @@ def rerank(xq: np.ndarray, I: np.ndarray, fetch: Callable[[np.ndarray], np.ndarr
            k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact inner products of each query with its shortlist ``I`` (Q, S) and the best ``k`` of them.
 
-    ``fetch(ids)`` returns the original database vectors of sorted unique ``ids``; one call per block.
+    ``fetch(ids)`` returns the original database vectors of ``ids`` (any order, repeats allowed; e.g.
+    ``FeaturesStream.take``); one call per 256 queries, which bounds the (queries, shortlist, D) gather.
     """
     valid = I >= 0
-    uniq = np.unique(I[valid])
-    xb = fetch(uniq)
-    pos = np.searchsorted(uniq, np.where(valid, I, uniq[0] if uniq.size else 0))
     S = np.full(I.shape, -np.inf, dtype=np.float32)
-    if uniq.size:
-        xq = np.asarray(xq, dtype=np.float32)
-        for s in range(0, I.shape[0], 256):  # bounds the (queries, shortlist, D) gather
-            e = min(s + 256, I.shape[0])
-            exact = np.einsum("qd,qsd->qs", xq[s:e], xb[pos[s:e]])
-            S[s:e] = np.where(valid[s:e], exact, -np.inf)
+    xq = np.asarray(xq, dtype=np.float32)
+    for s in range(0, I.shape[0], 256):
+        e = min(s + 256, I.shape[0])
+        ids = np.where(valid[s:e], I[s:e], 0)
+        xb = fetch(ids.reshape(-1)).reshape(e - s, I.shape[1], -1)
+        exact = np.einsum("qd,qsd->qs", xq[s:e], xb)
+        S[s:e] = np.where(valid[s:e], exact, -np.inf)
     return merge_topk([(S, I)], k)
 
 

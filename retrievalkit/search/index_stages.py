@@ -479,3 +479,67 @@ def knn_index(database: str | os.PathLike, output: str | os.PathLike, config: In
     if index is not None:
         inputs.update({f"index{j}": str(p) for j, p in enumerate(index)})
     return write_knn(output, KnnGraph(names, I, D, out_cfg), inputs=inputs)
+
+
+class IndexSearcher:
+    """A built index (one or several parts) searched from arrays, for stages that search where they would search
+    the database features exactly: ``diffuse --index`` (the kNN graph), ``copy-detect --index`` (references).
+
+    ``database``: the features file the index was built from; checked by fingerprint and names, so the index's
+    row ``i`` is the database's row ``i``. ``k_max``: the most results asked per query (HNSW's default efSearch).
+    """
+
+    def __init__(self, indexes: Sequence[str | os.PathLike], database: str | os.PathLike, k_max: int,
+                 nprobe: int | None = None, ef: int | None = None, device: str = "cpu", log: Log | None = None):
+        indexes = [Path(p) for p in indexes]
+        metas = _check_parts([read_index_file(p, with_data=False) for p in indexes])
+        with FeaturesStream(database) as fs:
+            _check_database(database, metas[0], fs)
+            names = fs.names
+        index_names = [n for m in metas for n in m.names]
+        if index_names != names:
+            first = next((i for i, (a, b) in enumerate(zip(index_names, names)) if a != b), len(names))
+            raise BadInputError(f"{metas[0].path}: the index names its vectors differently from {database} (first "
+                                f"difference at row {first}); rebuild the index from this features file")
+        self.total = metas[0].features_rows
+        self.factory = metas[0].factory
+        cfg = IndexSearchConfig(k=max(1, k_max), nprobe=nprobe, ef=ef, device=device)
+        self.searchers = _open_parts(indexes, cfg, min(max(1, k_max), self.total), log or _noop)
+        self.params = self.searchers[0].params
+        self.where = self.searchers[0].where
+        self.paths = indexes
+
+    def describe(self) -> dict:
+        """What goes into the output's config."""
+        return {"method": "faiss-index", "factory": self.factory, "params": self.params, "device": self.where,
+                "parts": len(self.searchers)}
+
+    def search(self, xq: np.ndarray, k: int, block_size: int = 4096,
+               progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(D (Q, k) float32 decreasing, -inf where missing; I (Q, k) int64 database rows, -1 where missing)."""
+        xq = np.ascontiguousarray(xq, dtype=np.float32)
+        k = min(int(k), self.total)
+        D = np.empty((xq.shape[0], k), np.float32)
+        I = np.empty((xq.shape[0], k), np.int64)
+        for s in range(0, xq.shape[0], block_size):
+            d, i = _search_all(self.searchers, xq[s:s + block_size], k)
+            D[s:s + len(d)], I[s:s + len(d)] = d[:, :k], i[:, :k]
+            if progress:
+                progress(len(d))
+        return D, I
+
+    def knn(self, xb: np.ndarray, k: int, block_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Each database row's ``k`` nearest other rows through the index (self dropped by id), as
+        ``search.exact.knn_graph`` returns them: scores 0 and ids -1 where fewer than ``k`` were found."""
+        n = xb.shape[0]
+        kk = min(k + 1, n)
+        D = np.zeros((n, k), np.float32)
+        I = np.full((n, k), -1, np.int64)
+        for s in range(0, n, block_size):
+            x = np.ascontiguousarray(xb[s:s + block_size], dtype=np.float32)
+            d, i = _search_all(self.searchers, x, kk)
+            d, i = drop_self(d, i, np.arange(s, s + len(x)), kk - 1)
+            m = min(k, i.shape[1])
+            D[s:s + len(x), :m] = np.where(i[:, :m] >= 0, d[:, :m], 0.0)
+            I[s:s + len(x), :m] = i[:, :m]
+        return D, I
