@@ -197,3 +197,17 @@ def test_joint_needs_two_classes(tmp_path):
     path = write_tuples(tmp_path / "unlabelled.h5", tup)
     with pytest.raises(BadInputError, match="at least 2 clusters"):
         train(path, tmp_path / "m.pt", TrainConfig(**{**CFG, "pool_size": 0, "num_neg": 0}, loss="joint", epochs=1))
+
+
+def test_states_written_before_the_joint_options_still_resume(tmp_path):
+    tup = _synthetic_set(tmp_path / "ims")
+    out = tmp_path / "m.pt"
+    train(tup, out, TrainConfig(**CFG, epochs=1))
+    state = torch.load(state_path(out), weights_only=True)
+    for key in ("cls_scale", "head_lr_mult"):
+        del state["config"][key]
+    torch.save(state, state_path(out))
+    train(tup, out, TrainConfig(**CFG, epochs=2), resume=True)
+    assert [r["epoch"] for r in json.loads(log_path(out).read_text())["epochs"]] == [1, 2]
+    with pytest.raises(UsageError, match="head_lr_mult"):  # a missing key counts as its default, no more
+        train(tup, out, TrainConfig(**CFG, epochs=3, head_lr_mult=5.0), resume=True)
