@@ -85,8 +85,10 @@ def train_cmd(
     p: Annotated[float | None, typer.Option("--p", help="Initial GeM power, > 0 (default: the model's, 3).")] = None,
     whitening: opt.whitening("Whitening file (rkit whiten) that initialises a whitening layer, trained along.")
     = None,
-    loss: Annotated[str | None, typer.Option(help=f"contrastive, triplet or recall-k {_d('loss')}.")] = None,
-    margin: Annotated[float | None, typer.Option(help="Margin (default 0.7 contrastive, 0.1 triplet).")] = None,
+    loss: Annotated[str | None, typer.Option(help="contrastive, triplet, recall-k or joint (contrastive + landmark "
+                                             f"classification, learned balance) {_d('loss')}.")] = None,
+    margin: Annotated[float | None, typer.Option(help="Margin (default 0.7 contrastive and joint, 0.1 triplet).")]
+    = None,
     ks: Annotated[str | None, typer.Option(help=f"recall-k: the k values averaged {_d('ks')}.")] = None,
     tau1: Annotated[float | None, typer.Option(help=f"recall-k: temperature of the recall sigmoid {_d('tau1')}.")]
     = None,
@@ -94,6 +96,10 @@ def train_cmd(
     = None,
     mixup: Annotated[bool | None, typer.Option("--mixup", help="recall-k: similarity mixup (SiMix) virtual "
                                                "positives.")] = None,
+    cls_scale: Annotated[float | None, typer.Option(help="joint: scale of the cosine classifier (default: AdaCos "
+                                                    "sqrt(2) ln(C-1) for C classes).")] = None,
+    head_lr_mult: Annotated[float | None, typer.Option(help="joint: learning-rate factor of the class prototypes and "
+                                                       f"the learned loss weights {_d('head_lr_mult')}.")] = None,
     epochs: Annotated[int | None, typer.Option(help=f"Epochs {_d('epochs')}.")] = None,
     tuples_per_step: Annotated[int | None, typer.Option(help=f"Tuples per optimiser step {_d('tuples_per_step')}.")]
     = None,
@@ -128,17 +134,22 @@ def train_cmd(
 
     Example: rkit train tuples.h5 -o model.pt --loss contrastive --epochs 20 --size 362 --lr 1e-6
     Example: rkit train tuples.h5 -o model.pt --loss recall-k --tuples-per-step 64 --batch-size 16 --mixup
+    Example: rkit train tuples.h5 -o model.pt --loss joint --epochs 20
     """
     from retrievalkit.train.loop import parse_ks, train
 
     cfg = config_from_options(
         TrainConfig, model=model, pooling=pooling, p=p, whitening=str(whitening) if whitening else None, loss=loss,
         margin=margin, ks=parse_ks(ks) if ks is not None else None, tau1=tau1, tau2=tau2, mixup=mixup,
-        epochs=epochs, tuples_per_step=tuples_per_step, query_size=query_size, pool_size=pool_size,
+        cls_scale=cls_scale, head_lr_mult=head_lr_mult, epochs=epochs, tuples_per_step=tuples_per_step,
+        query_size=query_size, pool_size=pool_size,
         num_neg=num_neg, lr=lr, pool_lr_mult=pool_lr_mult, weight_decay=weight_decay, lr_decay=lr_decay,
         size=size, batch_size=batch_size, seed=seed, val_gnd=str(val_gnd) if val_gnd else None,
         val_images=str(val_images) if val_images else None, cache_images=cache_images)
     cfg.size = cfg.size or None
+    if cfg.loss != "joint":
+        refuse_inapplicable(f"--loss {cfg.loss} (it is an option of --loss joint)",
+                            {"--cls-scale": cls_scale, "--head-lr-mult": head_lr_mult})
     if cfg.loss != "recall-k":
         refuse_inapplicable(f"--loss {cfg.loss} (it is an option of --loss recall-k)",
                             {"--ks": ks, "--tau1": tau1, "--tau2": tau2, "--mixup": mixup})

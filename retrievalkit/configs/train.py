@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from retrievalkit.errors import UsageError
 
-LOSSES = ("contrastive", "triplet", "recall-k")
+LOSSES = ("contrastive", "triplet", "recall-k", "joint")
 #: settings that may differ when a run is resumed
 RESUMABLE = {"epochs", "device", "val_gnd", "val_images", "cache_images", "embed_batch"}
 #: older spellings of saved settings (state files written before the rename)
@@ -26,11 +26,13 @@ class TrainConfig:
     p: float | None = None
     whitening: str | None = None
     loss: str = "contrastive"
-    margin: float | None = None  # default 0.7 (contrastive) / 0.1 (triplet)
+    margin: float | None = None  # default 0.7 (contrastive, joint) / 0.1 (triplet)
     ks: tuple[int, ...] = (1, 2, 4, 8, 16)
     tau1: float = 1.0
     tau2: float = 0.01
     mixup: bool = False
+    cls_scale: float | None = None  # joint: cosine-classifier scale; None: AdaCos sqrt(2) ln(C - 1)
+    head_lr_mult: float = 1000.0  # joint: learning-rate factor of the class prototypes and the loss weights
     epochs: int = 10
     tuples_per_step: int = 5
     query_size: int = 2000
@@ -68,6 +70,12 @@ class TrainConfig:
             raise UsageError(f"--batch-size {self.batch_size}: must be at least 1")
         if self.lr <= 0:
             raise UsageError(f"--lr {self.lr}: must be positive")
+        if self.cls_scale is not None and not self.cls_scale > 0:
+            raise UsageError(f"--cls-scale {self.cls_scale}: must be positive")
+        if not self.head_lr_mult > 0:
+            raise UsageError(f"--head-lr-mult {self.head_lr_mult}: must be positive")
+        if self.cls_scale is not None and self.loss != "joint":
+            raise UsageError("--cls-scale applies to --loss joint only")
         if self.mixup and self.loss != "recall-k":
             raise UsageError("--mixup (similarity mixup) applies to --loss recall-k only")
         if (self.val_gnd is None) != (self.val_images is None):

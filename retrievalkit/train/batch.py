@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from retrievalkit.train.losses import contrastive_loss, recall_k_loss, similarity_mixup, triplet_loss
+from retrievalkit.train.losses import JointLoss, contrastive_loss, recall_k_loss, similarity_mixup, triplet_loss
 
 
 @dataclass
@@ -75,12 +75,30 @@ def build_batch(tuples: Sequence[tuple], cluster: np.ndarray, keys: np.ndarray, 
                  None if weights is None else np.asarray(weights, np.float32))
 
 
+def row_weights(batch: Batch) -> np.ndarray | None:
+    """(B,) weight of each row: the weight of the tuple the row belongs to (None when the batch is unweighted)."""
+    if batch.weight is None:
+        return None
+    tuple_of_row = np.searchsorted(batch.qrows, np.arange(len(batch)), side="right") - 1
+    return batch.weight[tuple_of_row]
+
+
 def make_loss(kind: str, margin: float | None = None, ks: Sequence[int] = (1, 2, 4, 8, 16), tau1: float = 1.0,
-              tau2: float = 0.01, mixup: bool = False, generator: torch.Generator | None = None
+              tau2: float = 0.01, mixup: bool = False, generator: torch.Generator | None = None,
+              joint: JointLoss | None = None, labels: np.ndarray | None = None
               ) -> Callable[[torch.Tensor, Batch], torch.Tensor]:
-    """The batch loss ``fn(e, batch)`` for ``kind`` in contrastive, triplet, recall-k."""
+    """The batch loss ``fn(e, batch)`` for ``kind`` in contrastive, triplet, recall-k, joint.
+
+    joint: ``joint`` is the :class:`JointLoss` module (its margin is used) and ``labels`` (N,) the landmark class
+    of every image of the tuples file (-1: none).
+    """
+    if kind == "joint" and (joint is None or labels is None):
+        raise ValueError("make_loss('joint') needs the JointLoss module and the class labels")
 
     def fn(e: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if kind == "joint":
+            return joint(e, batch.qrows, batch.prows, batch.nrows, labels[batch.images], weight=batch.weight,
+                         row_weight=row_weights(batch))
         if kind == "contrastive":
             return contrastive_loss(e, batch.qrows, batch.prows, batch.nrows, 0.7 if margin is None else margin,
                                     weight=batch.weight)
@@ -120,7 +138,8 @@ def batch_backward(net: torch.nn.Module, xs: Sequence[torch.Tensor], loss_fn: Ca
     """Accumulate into ``net``'s ``.grad`` the gradient of ``loss_fn(embed(net, xs))``; return the loss value.
 
     ``chunk`` None: one pass, the graph of the whole batch is kept. ``chunk`` = c: two passes, at most c images
-    have a graph at once (memory flat in the batch size), same gradient.
+    have a graph at once (memory flat in the batch size), same gradient. Parameters of the loss itself (the
+    joint loss's prototypes and weights) get their gradient in both cases.
     """
     if not chunk or chunk >= len(xs):
         loss = loss_fn(embed(net, xs, device))
@@ -130,7 +149,8 @@ def batch_backward(net: torch.nn.Module, xs: Sequence[torch.Tensor], loss_fn: Ca
         e = torch.cat([embed(net, xs[s:s + chunk], device) for s in range(0, len(xs), chunk)])
     e.requires_grad_(True)
     loss = loss_fn(e)
-    (grad,) = torch.autograd.grad(loss, e)
+    loss.backward()  # the gradient w.r.t. e, and into the loss's own parameters (joint loss), as one pass does
+    grad = e.grad
     for s in range(0, len(xs), chunk):
         ec = embed(net, xs[s:s + chunk], device)
         ec.backward(grad[s:s + chunk])

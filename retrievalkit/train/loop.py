@@ -5,8 +5,10 @@ Each epoch: pick ``query_size`` random training tuples, re-mine their hard negat
 ``tuples_per_step`` tuples. The network runs in eval mode throughout: BatchNorm statistics stay frozen (their
 affine parameters are still learned) and stochastic depth is off, so a step is deterministic and the two-pass
 large batch (``batch_size`` images per forward pass) gives exactly the one-pass gradient. GeM's p is learned with
-``pool_lr_mult`` times the learning rate. After every epoch the model (``output``, loadable by
-``rkit extract --model``), a resumable training state (``<output stem>.state.pt``) and a JSON log
+``pool_lr_mult`` times the learning rate. ``--loss joint`` adds a training-only head (class prototypes and two
+learned loss weights, see :class:`~retrievalkit.train.losses.JointLoss`) with ``head_lr_mult`` times the learning
+rate; it lives in the training state, not in the model file's network. After every epoch the model (``output``,
+loadable by ``rkit extract --model``), a resumable training state (``<output stem>.state.pt``) and a JSON log
 (``<output stem>.log.json``) are written atomically.
 
 Launched with ``torchrun --nproc-per-node G rkit train ...`` each process takes every G-th tuple of each batch
@@ -33,6 +35,7 @@ from retrievalkit.io.tuples import Tuples, read_tuples
 from retrievalkit.models._files import load_torch_file
 from retrievalkit.train.batch import batch_backward, build_batch, embed, is_pair, make_loss, pair_keys
 from retrievalkit.train.data import TrainImages, check_tuple_images, resolve_image_root
+from retrievalkit.train.losses import JointLoss
 from retrievalkit.train.mining import mine_hard_negatives
 
 # keys of TrainConfig that may change between a run and its --resume
@@ -61,13 +64,15 @@ def build_net(cfg: TrainConfig, device: str):
     return net.to(device)
 
 
-def make_optimizer(net, cfg: TrainConfig):
+def make_optimizer(net, cfg: TrainConfig, head: torch.nn.Module | None = None):
     pool = list(net.pool.parameters())
     pool_ids = {id(p) for p in pool}
     rest = [p for p in net.parameters() if id(p) not in pool_ids]
     groups = [{"params": rest, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
     if pool:
         groups.append({"params": pool, "lr": cfg.lr * cfg.pool_lr_mult, "weight_decay": 0.0})
+    if head is not None:  # the joint loss's prototypes and log-variances: no decay (it would pull s_i to 0)
+        groups.append({"params": list(head.parameters()), "lr": cfg.lr * cfg.head_lr_mult, "weight_decay": 0.0})
     opt = torch.optim.Adam(groups)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=math.exp(-cfg.lr_decay))
     return opt, sched
@@ -168,10 +173,10 @@ def _dist_info() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _all_reduce_grads(net, world: int) -> None:
+def _all_reduce_grads(params, world: int) -> None:
     import torch.distributed as dist
 
-    for prm in net.parameters():
+    for prm in params:
         if prm.grad is None:
             prm.grad = torch.zeros_like(prm)
         dist.all_reduce(prm.grad)
@@ -225,37 +230,79 @@ def train(tuples: str | os.PathLike, output: str | os.PathLike, cfg: TrainConfig
         keys_all = np.union1d(keys, pair_keys(tup.val_qidx, tup.val_pidx, n))
 
     net = build_net(cfg, device)
-    opt, sched = make_optimizer(net, cfg)
+    imgs = TrainImages(root, tup.names, cfg.size, net.mean, net.std, cache=cfg.cache_images)
+    net.eval()  # frozen BatchNorm statistics, no stochastic depth: see the module docstring
+    labels, head = None, None
+    if cfg.loss == "joint":
+        labels, head = build_joint_head(tup, cfg, net, imgs, device, imprint=not resume)
+    opt, sched = make_optimizer(net, cfg, head)
     spath = state_path(output)
     # plain JSON types only: the state file must load with weights_only=True (a Path would be refused)
     saved_cfg = json.loads(json.dumps(asdict(cfg), default=str))
-    start, log = _resume(spath, saved_cfg, net, opt, sched) if resume else (0, [])
+    start, log = _resume(spath, saved_cfg, net, opt, sched, head) if resume else (0, [])
 
-    imgs = TrainImages(root, tup.names, cfg.size, net.mean, net.std, cache=cfg.cache_images)
-    net.eval()  # frozen BatchNorm statistics, no stochastic depth: see the module docstring
     for prm in net.parameters():
         prm.requires_grad_(True)
 
     for epoch in range(start, cfg.epochs):
-        record = _train_epoch(epoch, tup, cfg, net, opt, imgs, keys, device, rank, world, events)
+        record = _train_epoch(epoch, tup, cfg, net, opt, imgs, keys, device, rank, world, events, head, labels)
         sched.step()
         record["lr"] = opt.param_groups[0]["lr"]
         if hasattr(net.pool, "p"):
             record["p"] = float(net.pool.p.detach().mean())
+        if head is not None:
+            record["s_rank"], record["s_cls"] = (round(float(v), 5) for v in head.log_vars.detach())
         if tup.val_qidx is not None and len(tup.val_qidx):
             record.update(validate_pairs(tup, net, imgs, keys_all, device, cfg.embed_batch))
         if cfg.val_gnd:
             record.update(validate_gnd(cfg.val_gnd, cfg.val_images, net, cfg.size, device, cfg.embed_batch))
         log.append(record)
         if rank == 0:
-            _save_epoch(output, spath, saved_cfg, tuples, epoch, net, opt, sched, log)
+            _save_epoch(output, spath, saved_cfg, tuples, epoch, net, opt, sched, log, head)
         events("epoch_end", record)
     if start >= cfg.epochs and not output.exists():
         raise BadInputError(f"{spath}: already trained {start} epochs; raise --epochs to continue")
     return output
 
 
-def _resume(spath: Path, saved_cfg: dict, net, opt, sched) -> tuple[int, list]:
+def landmark_classes(cluster: np.ndarray) -> tuple[np.ndarray, int]:
+    """Class index (0..C-1) of every image from its cluster id (-1 stays -1: no class), and C."""
+    cluster = np.asarray(cluster, np.int64)
+    ids, inv = np.unique(cluster, return_inverse=True)
+    known = ids >= 0
+    index = np.where(known, np.cumsum(known) - 1, -1)
+    return index[inv.reshape(-1)].astype(np.int64), int(known.sum())
+
+
+#: images per class embedded to imprint its prototype at the start of a --loss joint run (a cost cap)
+IMPRINT_PER_CLASS = 10
+
+
+def build_joint_head(tup: Tuples, cfg: TrainConfig, net, images: TrainImages, device: str,
+                     imprint: bool = True) -> tuple[np.ndarray, JointLoss]:
+    """The labels (class per image of the tuples file) and the :class:`JointLoss` head of a ``--loss joint`` run.
+
+    The prototypes are imprinted from up to ``IMPRINT_PER_CLASS`` random images per class, embedded by the
+    starting network (skipped on --resume: the state holds the trained head).
+    """
+    labels, num_classes = landmark_classes(tup.cluster)
+    if num_classes < 2:
+        raise BadInputError(f"{tup.path}: --loss joint needs images of at least 2 clusters (landmark classes), "
+                            f"found {num_classes}; use --loss contrastive")
+    rng = np.random.default_rng([cfg.seed, 7])
+    if imprint:
+        pick = np.sort(np.concatenate([rng.permutation(np.nonzero(labels == c)[0])[:IMPRINT_PER_CLASS]
+                                       for c in range(num_classes)]))
+    else:
+        pick = np.nonzero(labels >= 0)[0][:1]  # one image: the embedding size only
+    x = torch.from_numpy(_embed_all(net, images, pick, device, cfg.embed_batch))
+    head = JointLoss(num_classes, x.shape[1], cfg.cls_scale, 0.7 if cfg.margin is None else cfg.margin)
+    if imprint:
+        head.imprint(x, labels[pick])
+    return labels, head.to(device)
+
+
+def _resume(spath: Path, saved_cfg: dict, net, opt, sched, head: JointLoss | None = None) -> tuple[int, list]:
     """Load the training state of an interrupted run into net/optimizer/scheduler: (epochs done, log)."""
     if not spath.exists():
         raise BadInputError(f"{spath}: no training state to resume from; drop --resume to start a new run")
@@ -265,18 +312,24 @@ def _resume(spath: Path, saved_cfg: dict, net, opt, sched) -> tuple[int, list]:
     saved = dict(state["config"])
     if "tuples_per_step" not in saved:  # written before batch_size/chunk were renamed
         saved = {OLD_KEYS.get(k, k): v for k, v in saved.items()}
-    diff = sorted(k for k in saved_cfg if k not in RESUMABLE and saved.get(k) != saved_cfg[k])
+    defaults = json.loads(json.dumps(asdict(TrainConfig()), default=str))  # settings added after the state was written
+    diff = sorted(k for k in saved_cfg if k not in RESUMABLE and saved.get(k, defaults.get(k)) != saved_cfg[k])
     if diff:
         raise UsageError(f"{spath}: was made with other settings ({', '.join(diff)}); resume with the same "
                          "options (only --epochs may change) or drop --resume")
     net.load_state_dict(state["net"])
+    if head is not None:
+        if "joint" not in state or state["joint"]["prototypes"].shape != head.prototypes.shape:
+            raise BadInputError(f"{spath}: holds no joint-loss head for these tuples' classes; drop --resume")
+        head.load_state_dict(state["joint"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     return int(state["epoch"]), list(state["log"])
 
 
 def _train_epoch(epoch: int, tup: Tuples, cfg: TrainConfig, net, opt, imgs: TrainImages, keys: np.ndarray,
-                 device: str, rank: int, world: int, events: Callable[[str, dict], None]) -> dict:
+                 device: str, rank: int, world: int, events: Callable[[str, dict], None],
+                 head: JointLoss | None = None, labels: np.ndarray | None = None) -> dict:
     """One epoch: re-mine the tuples, one optimiser step per batch; returns the epoch's log record
     (without the learning rate and validation, added by the caller)."""
     t0 = time.time()
@@ -285,8 +338,10 @@ def _train_epoch(epoch: int, tup: Tuples, cfg: TrainConfig, net, opt, imgs: Trai
     batches = [tuples_e[s:s + cfg.tuples_per_step] for s in range(0, len(tuples_e), cfg.tuples_per_step)]
     events("epoch_start", {"epoch": epoch + 1, "epochs": cfg.epochs, "batches": len(batches)})
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-    loss_fn = make_loss(cfg.loss, cfg.margin, cfg.ks, cfg.tau1, cfg.tau2, cfg.mixup, generator=gen)
-    losses = []
+    loss_fn = make_loss(cfg.loss, cfg.margin, cfg.ks, cfg.tau1, cfg.tau2, cfg.mixup, generator=gen, joint=head,
+                        labels=labels)
+    trained = list(net.parameters()) + ([] if head is None else list(head.parameters()))
+    losses, terms = [], []
     for bt in batches:
         bt = bt[rank::world] or bt[:1]
         batch = build_batch(bt, tup.cluster, keys, n)
@@ -296,25 +351,38 @@ def _train_epoch(epoch: int, tup: Tuples, cfg: TrainConfig, net, opt, imgs: Trai
         value = batch_backward(net, imgs.get(batch.images), lambda e, b=batch, f=loss_fn: f(e, b),
                                cfg.batch_size, device)
         if world > 1:
-            _all_reduce_grads(net, world)
+            _all_reduce_grads(trained, world)
         opt.step()
         losses.append(value)
+        if head is not None:
+            terms.append(head.last_terms)
         events("batch", {"loss": value})
-    return {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None,
-            "lr": None, "seconds": round(time.time() - t0, 2), "tuples": len(tuples_e),
-            "negatives_per_tuple": float(np.mean([len(t[2]) for t in tuples_e])) if tuples_e else 0.0}
+    record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None,
+              "lr": None, "seconds": round(time.time() - t0, 2), "tuples": len(tuples_e),
+              "negatives_per_tuple": float(np.mean([len(t[2]) for t in tuples_e])) if tuples_e else 0.0}
+    if head is not None:  # the two unweighted terms (the contrastive one compares with --loss contrastive)
+        rank_t = [t[0] for t in terms]
+        cls_t = [t[1] for t in terms if t[1] is not None]
+        record["loss_rank"] = float(np.mean(rank_t)) if rank_t else None
+        record["loss_cls"] = float(np.mean(cls_t)) if cls_t else None
+    return record
 
 
 def _save_epoch(output: Path, spath: Path, saved_cfg: dict, tuples, epoch: int, net, opt, sched,
-                log: list) -> None:
+                log: list, head: JointLoss | None = None) -> None:
     """Write the training state (for --resume), the model file and the JSON log after an epoch."""
     from retrievalkit.models import save_model
 
     state = {"epoch": epoch + 1, "config": saved_cfg, "net": net.state_dict(), "optimizer": opt.state_dict(),
              "scheduler": sched.state_dict(), "log": log}
+    extra = {"train": saved_cfg, "tuples": str(tuples), "epoch": epoch + 1, "log": log}
+    if head is not None:  # the head stays out of the network; its learned weights are recorded with the model
+        state["joint"] = {k: v.detach().cpu() for k, v in head.state_dict().items()}
+        extra["joint"] = {"log_vars": [float(v) for v in head.log_vars.detach()], "classes": head.prototypes.shape[0],
+                          "cls_scale": head.scale}
     with atomic_file(spath) as tmp:
         torch.save(state, tmp)
-    save_model(net, output, extra={"train": saved_cfg, "tuples": str(tuples), "epoch": epoch + 1, "log": log})
+    save_model(net, output, extra=extra)
     write_text(log_path(output), json.dumps({"config": saved_cfg, "tuples": str(tuples), "epochs": log}, indent=1))
 
 

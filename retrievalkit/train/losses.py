@@ -1,4 +1,4 @@
-"""Training losses on L2-normalised embeddings: contrastive, triplet and the Recall@k surrogate.
+"""Training losses on L2-normalised embeddings: contrastive, triplet, the Recall@k surrogate and the joint loss.
 
 Tuple losses take the batch embeddings ``e`` (B, D) and, per tuple t, the row of its query ``qi[t]``, of its
 positive ``pi[t]`` and of its negatives ``ni[t]`` (M rows, -1 pads). They return the mean over tuples of the
@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -151,3 +152,97 @@ def similarity_mixup(e: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, qrow
     pos_v = pq[:, ii] & pq[:, jj]
     neg_v = nq[:, ii] & nq[:, jj]
     return torch.cat([e, v]), torch.cat([pq, pos_v], dim=1), torch.cat([nq, neg_v], dim=1)
+
+
+# --- joint loss: pairwise ranking + landmark classification, balanced by learned weights ---------------------
+
+
+def adacos_scale(num_classes: int) -> float:
+    """AdaCos' fixed scale ``sqrt(2) ln(C - 1)`` (Zhang et al., CVPR 2019) of a cosine classifier over C classes."""
+    if num_classes < 3:
+        raise UsageError(f"--loss joint: {num_classes} landmark classes (clusters) give no default --cls-scale "
+                         "(sqrt(2) ln(C - 1) needs C >= 3); pass --cls-scale")
+    return math.sqrt(2.0) * math.log(num_classes - 1)
+
+
+def cosine_classification_loss(e: torch.Tensor, labels, prototypes: torch.Tensor, scale: float,
+                               weight=None) -> torch.Tensor | None:
+    """Softmax cross-entropy of a normalised-weights cosine classifier (NormFace, Wang et al. 2017).
+
+    Logits are ``scale * cos(e_r, w_c)`` for the L2-normalised class prototypes ``w_c`` (rows of ``prototypes``,
+    (C, D)). Rows with label -1 (no landmark class) are left out; the result is the mean over labelled rows of
+    ``weight_r * CE_r`` (``weight`` (B,) or None for 1), or None when no row is labelled.
+    """
+    labels = torch.as_tensor(labels, dtype=torch.long, device=e.device).reshape(-1)
+    if labels.shape[0] != e.shape[0]:
+        raise UsageError(f"classification loss: {labels.shape[0]} labels for {e.shape[0]} rows")
+    keep = labels >= 0
+    if not bool(keep.any()):
+        return None
+    en = torch.nn.functional.normalize(e[keep], dim=1)
+    wn = torch.nn.functional.normalize(prototypes, dim=1)
+    ce = torch.nn.functional.cross_entropy(scale * en @ wn.T, labels[keep], reduction="none")
+    if weight is None:
+        return ce.mean()
+    w = torch.as_tensor(weight, dtype=ce.dtype, device=ce.device).reshape(-1)[keep]
+    return (w * ce).mean()
+
+
+def uncertainty_weighted(terms: Sequence[torch.Tensor | None], log_vars: torch.Tensor) -> torch.Tensor:
+    """Homoscedastic-uncertainty weighting (Kendall, Gal & Cipolla, CVPR 2018): ``sum_i exp(-s_i) L_i + s_i``.
+
+    ``s_i = log sigma_i^2`` are learned with the network. A naive learned weight ``w L`` would collapse to 0;
+    here the ``+ s_i`` term stops that: for fixed L_i the optimum is ``s_i = log L_i``, so each weighted term
+    settles near 1 and the terms are balanced by their own scale. Terms that are None (nothing to classify in
+    the batch) are left out together with their ``s_i``, which then gets no gradient.
+    """
+    if len(terms) != log_vars.shape[0]:
+        raise UsageError(f"uncertainty_weighted: {len(terms)} terms for {log_vars.shape[0]} log-variances")
+    total = log_vars.new_zeros(())
+    for i, term in enumerate(terms):
+        if term is not None:
+            total = total + torch.exp(-log_vars[i]) * term + log_vars[i]
+    return total
+
+
+class JointLoss(torch.nn.Module):
+    """``--loss joint``: contrastive loss on the tuples + cosine-classifier cross-entropy over the landmark classes
+    (the tuples' clusters), balanced by two learned log-variances (:func:`uncertainty_weighted`)::
+
+        L = exp(-s_rank) L_contrastive + s_rank + exp(-s_cls) L_classification + s_cls
+
+    The class prototypes (C, D) and ``log_vars = (s_rank, s_cls)`` are training-only parameters: they go into the
+    optimiser and the training state, never into the descriptor network that ``rkit extract`` loads.
+    ``last_terms`` holds the two loss values of the last call (floats, for the log).
+    """
+
+    def __init__(self, num_classes: int, dim: int, scale: float | None = None, margin: float = 0.7):
+        super().__init__()
+        if num_classes < 2:
+            raise UsageError(f"--loss joint needs at least 2 landmark classes (clusters), found {num_classes}")
+        self.scale = adacos_scale(num_classes) if scale is None else float(scale)
+        if not self.scale > 0:
+            raise UsageError(f"--cls-scale {scale}: must be positive")
+        self.margin = float(margin)
+        gen = torch.Generator().manual_seed(0)  # placeholders until imprint(); the global RNG stays untouched
+        self.prototypes = torch.nn.Parameter(torch.nn.functional.normalize(torch.randn(num_classes, dim, generator=gen),
+                                                                           dim=1))
+        self.log_vars = torch.nn.Parameter(torch.zeros(2))
+        self.last_terms: tuple[float, float | None] = (float("nan"), None)
+
+    @torch.no_grad()
+    def imprint(self, e: torch.Tensor, labels) -> None:
+        """Set each class prototype to the normalised mean of its images' embeddings (weight imprinting, Qi, Brown &
+        Lowe, CVPR 2018); classes without an image keep their random unit vector."""
+        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        en = torch.nn.functional.normalize(e.to(self.prototypes), dim=1)
+        for c in torch.unique(labels[labels >= 0]).tolist():
+            self.prototypes[c] = torch.nn.functional.normalize(en[labels == c].mean(dim=0), dim=0)
+
+    def forward(self, e: torch.Tensor, qi, pi, ni, labels, weight=None, row_weight=None) -> torch.Tensor:
+        """``e`` (B, D) batch embeddings; tuples as in :func:`contrastive_loss`; ``labels`` (B,) class per row
+        (-1: none); ``weight`` (T,) per-tuple and ``row_weight`` (B,) per-row weights, None for 1."""
+        rank = contrastive_loss(e, qi, pi, ni, self.margin, weight=weight)
+        cls = cosine_classification_loss(e, labels, self.prototypes.to(e.dtype), self.scale, weight=row_weight)
+        self.last_terms = (float(rank.detach()), None if cls is None else float(cls.detach()))
+        return uncertainty_weighted((rank, cls), self.log_vars.to(e.dtype))
