@@ -140,8 +140,11 @@ def train_cmd(
 
     Example: rkit train tuples.h5 -o model.pt --loss contrastive --epochs 20 --size 362 --lr 1e-6
     Example: rkit train tuples.h5 -o model.pt --loss recall-k --tuples-per-step 64 --batch-size 16 --mixup
-    Example: rkit train images/ -o sscd.pt --loss infonce  (self-supervised copy detection; defaults of that mode:
-    --epochs 5, --tuples-per-step 32 images, --batch-size 32 views, --lr 2e-5, --size 160)
+    Example: rkit train images/ -o sscd.pt --loss infonce --epochs 5 --size 160
+
+    With --loss infonce (self-supervised copy detection, SSCD) the positional argument is a folder of images,
+    --tuples-per-step counts images (two views each) and --batch-size views; that mode's defaults are those of
+    SelfSupervisedConfig: --epochs 5, --tuples-per-step 32, --batch-size 32, --lr 2e-5, --size 160.
     """
     from retrievalkit.train.loop import parse_ks, train
 

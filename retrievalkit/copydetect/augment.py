@@ -31,7 +31,7 @@ def _valid(img: np.ndarray) -> np.ndarray:
     """uint8, 3 channels, contiguous, at least MIN_SIDE on each side."""
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    img = np.clip(img, 0, 255).astype(np.uint8) if img.dtype != np.uint8 else img
+    img = np.clip(np.rint(img), 0, 255).astype(np.uint8) if img.dtype != np.uint8 else img
     h, w = img.shape[:2]
     if h < MIN_SIDE or w < MIN_SIDE:
         img = cv2.resize(img, (max(w, MIN_SIDE), max(h, MIN_SIDE)), interpolation=cv2.INTER_LINEAR)
@@ -138,7 +138,7 @@ def colour(img: np.ndarray, rng: np.random.Generator, strength: float = 0.5) -> 
         x = np.repeat(grey[..., None], 3, axis=2)
     else:
         x = (x - grey[..., None]) * rng.uniform(1 - 0.8 * s, 1 + 0.8 * s) + grey[..., None]  # saturation
-    out = np.clip(x, 0, 255).astype(np.uint8)
+    out = np.clip(np.rint(x), 0, 255).astype(np.uint8)
     shift = int(round(rng.uniform(-0.5, 0.5) * s * 180))
     if shift:
         hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV)

@@ -177,3 +177,24 @@ def test_tiny_run_resumes_and_loads_as_model(tmp_path):
     cfg.lr = 1e-3  # another setting: resume refused
     with pytest.raises(UsageError):
         train_selfsupervised(root, out, cfg, resume=True)
+
+
+def test_resume_gives_the_weights_of_an_unbroken_run(tmp_path):
+    from retrievalkit.train.selfsup import train_selfsupervised
+
+    (tmp_path / "imgs").mkdir()
+    root = _folder(tmp_path / "imgs", n=5)
+    cfg = SelfSupervisedConfig(model="tiny-cnn", epochs=2, tuples_per_step=3, batch_size=2, size=36, workers=0,
+                               lr=1e-3)
+    train_selfsupervised(root, tmp_path / "a.pt", cfg)
+    cfg.epochs = 1
+    train_selfsupervised(root, tmp_path / "b.pt", cfg)
+    one = torch.load(tmp_path / "b.state.pt", weights_only=True)["net"]
+    cfg.epochs = 2
+    train_selfsupervised(root, tmp_path / "b.pt", cfg, resume=True)
+    a = torch.load(tmp_path / "a.state.pt", weights_only=True)["net"]
+    b = torch.load(tmp_path / "b.state.pt", weights_only=True)["net"]
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert any(not torch.equal(one[k], b[k]) for k in one)  # the second epoch changed the weights
