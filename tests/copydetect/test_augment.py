@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retrievalkit.copydetect.augment import AUGMENTATIONS, MIN_SIDE, USES_OTHERS, apply, copy_view, \
-    random_resized_crop
+from retrievalkit.copydetect.augment import AUGMENTATIONS, MIN_SIDE, USES_OTHERS, apply, copy_view, random_resized_crop
 
 
 def _photo(h=60, w=80, seed=0):
