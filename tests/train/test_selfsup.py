@@ -198,3 +198,32 @@ def test_resume_gives_the_weights_of_an_unbroken_run(tmp_path):
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
     assert any(not torch.equal(one[k], b[k]) for k in one)  # the second epoch changed the weights
+
+
+def test_cli_infonce_trains_a_model_copy_detect_takes(tmp_path):
+    from typer.testing import CliRunner
+
+    from retrievalkit.cli.app import app
+
+    (tmp_path / "imgs").mkdir()
+    root = _folder(tmp_path / "imgs", n=6)
+    runner = CliRunner()
+    model = tmp_path / "m.pt"
+    r = runner.invoke(app, ["train", str(root), "-o", str(model), "--loss", "infonce", "-m", "tiny-cnn", "--size",
+                            "40", "--epochs", "1", "--tuples-per-step", "4", "--batch-size", "4", "--workers", "0",
+                            "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert model.exists() and json.loads((tmp_path / "m.log.json").read_text())["config"]["loss"] == "infonce"
+    r = runner.invoke(app, ["copy-detect", "--queries", str(root), "--database", str(root), "--training", str(root),
+                            "--model", str(model), "--size", "40", "--descriptors", str(tmp_path / "d.h5"),
+                            "--workers", "0", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "d.h5").exists()
+    # options of the other mode are refused, not ignored
+    for extra in (["--margin", "0.5"], ["--num-neg", "3"], ["--val-gnd", str(model)]):
+        r = runner.invoke(app, ["train", str(root), "-o", str(tmp_path / "x.pt"), "--loss", "infonce", *extra])
+        assert r.exit_code == 2 and "does not apply" in r.output, r.output
+    r = runner.invoke(app, ["train", str(model), "-o", str(tmp_path / "x.pt"), "--loss", "infonce"])
+    assert r.exit_code == 2 and "folder" in r.output
+    r = runner.invoke(app, ["train", str(model), "-o", str(tmp_path / "x.pt"), "--temperature", "0.1"])
+    assert r.exit_code == 2 and "does not apply" in r.output
