@@ -20,7 +20,7 @@ from retrievalkit.cli.common import (
     state,
 )
 from retrievalkit.cli.options import command, config_from_options, default_of, refuse_inapplicable
-from retrievalkit.configs.train import TrainConfig
+from retrievalkit.configs.train import SelfSupervisedConfig, TrainConfig
 from retrievalkit.errors import UsageError
 
 train_app = typer.Typer(
@@ -75,9 +75,14 @@ def _d(field: str) -> str:
     return default_of(_T, field)
 
 
+def _ds(field: str) -> str:
+    return default_of(SelfSupervisedConfig, field)
+
+
 @handle_errors
 def train_cmd(
-    tuples: Annotated[Path, typer.Argument(help="Tuples file (rkit sfm-mine / manifold-mine / import-cirtorch).")],
+    tuples: Annotated[Path, typer.Argument(help="Tuples file (rkit sfm-mine / manifold-mine / import-cirtorch); "
+                                                "with --loss infonce, a folder of images (self-supervised).")],
     output: opt.output("Model file to write (after every epoch); STEM.state.pt and STEM.log.json are written next "
                        "to it."),
     model: opt.model(f"Starting network: backbone name or model file {_d('model')}.") = None,
@@ -86,7 +91,12 @@ def train_cmd(
     whitening: opt.whitening("Whitening file (rkit whiten) that initialises a whitening layer, trained along.")
     = None,
     loss: Annotated[str | None, typer.Option(help="contrastive, triplet, recall-k or joint (contrastive + landmark "
-                                             f"classification, learned balance) {_d('loss')}.")] = None,
+                                             f"classification, learned balance) {_d('loss')}; infonce: "
+                                             "self-supervised copy-detection training (SSCD) on a folder of "
+                                             "images.")] = None,
+    temperature: Annotated[float | None, typer.Option(help=f"infonce: temperature {_ds('temperature')}.")] = None,
+    entropy_weight: Annotated[float | None, typer.Option(help="infonce: weight of the differential-entropy "
+                                                         f"regulariser {_ds('entropy_weight')}.")] = None,
     margin: Annotated[float | None, typer.Option(help="Margin (default 0.7 contrastive and joint, 0.1 triplet).")]
     = None,
     ks: Annotated[str | None, typer.Option(help=f"recall-k: the k values averaged {_d('ks')}.")] = None,
@@ -129,15 +139,26 @@ def train_cmd(
     cache_images: Annotated[bool | None, typer.Option("--cache-images/--no-cache-images",
                                                       help=f"Keep decoded training images in memory "
                                                            f"{_d('cache_images')}.")] = None,
+    workers: opt.workers(f"infonce: data-loader worker processes making the augmented views {_ds('workers')}.")
+    = None,
 ):
     """Fine-tune backbone + GeM (+ whitening) on tuples with hard negatives re-mined every epoch.
 
     Example: rkit train tuples.h5 -o model.pt --loss contrastive --epochs 20 --size 362 --lr 1e-6
     Example: rkit train tuples.h5 -o model.pt --loss recall-k --tuples-per-step 64 --batch-size 16 --mixup
     Example: rkit train tuples.h5 -o model.pt --loss joint --epochs 20
+    Example: rkit train images/ -o sscd.pt --loss infonce --epochs 5 --size 160
+
+    With --loss infonce (self-supervised copy detection, SSCD) the positional argument is a folder of images,
+    --tuples-per-step counts images (two views each) and --batch-size views; that mode's defaults are those of
+    SelfSupervisedConfig: --epochs 5, --tuples-per-step 32, --batch-size 32, --lr 2e-5, --size 160.
     """
     from retrievalkit.train.loop import parse_ks, train
 
+    if loss == "infonce":
+        return _selfsup(tuples, output, resume, device, locals())
+    refuse_inapplicable(f"--loss {loss or TrainConfig.loss} (it is an option of --loss infonce)",
+                        {"--temperature": temperature, "--entropy-weight": entropy_weight, "--workers": workers})
     cfg = config_from_options(
         TrainConfig, model=model, pooling=pooling, p=p, whitening=str(whitening) if whitening else None, loss=loss,
         margin=margin, ks=parse_ks(ks) if ks is not None else None, tau1=tau1, tau2=tau2, mixup=mixup,
@@ -162,6 +183,33 @@ def train_cmd(
     bar = _EpochBar()
     with bar if bar.enabled else nullcontext():
         out = train(tuples, output, cfg, images=images, resume=bool(resume), events=bar)
+    echo_path(out)
+
+
+_SELFSUP_OPTIONS = ("model", "pooling", "p", "whitening", "temperature", "entropy_weight", "epochs",
+                    "tuples_per_step", "lr", "pool_lr_mult", "weight_decay", "lr_decay", "size", "batch_size", "seed",
+                    "cache_images", "workers")
+_NOT_SELFSUP = ("margin", "ks", "tau1", "tau2", "mixup", "query_size", "pool_size", "num_neg", "images", "val_gnd",
+                "val_images", "cls_scale", "head_lr_mult")
+
+
+def _selfsup(images: Path, output: Path, resume, device, given: dict) -> None:
+    """``rkit train run IMAGES_DIR --loss infonce``: self-supervised copy-detection training."""
+    from retrievalkit.train.selfsup import train_selfsupervised
+
+    refuse_inapplicable("--loss infonce (self-supervised training on a folder of images)",
+                        {"--" + k.replace("_", "-"): given[k] for k in _NOT_SELFSUP})
+    if not images.is_dir():
+        raise UsageError(f"{images}: --loss infonce trains on a folder of images; give the folder (not a tuples "
+                         "file)")
+    options = {k: given[k] for k in _SELFSUP_OPTIONS}
+    if options["whitening"] is not None:
+        options["whitening"] = str(options["whitening"])
+    cfg = config_from_options(SelfSupervisedConfig, **options)
+    cfg.device = resolve_device(device)
+    bar = _EpochBar()
+    with bar if bar.enabled else nullcontext():
+        out = train_selfsupervised(images, output, cfg, resume=bool(resume), events=bar)
     echo_path(out)
 
 

@@ -8,7 +8,7 @@ from retrievalkit.errors import UsageError
 
 LOSSES = ("contrastive", "triplet", "recall-k", "joint")
 #: settings that may differ when a run is resumed
-RESUMABLE = {"epochs", "device", "val_gnd", "val_images", "cache_images", "embed_batch"}
+RESUMABLE = {"epochs", "device", "val_gnd", "val_images", "cache_images", "embed_batch", "workers"}
 #: older spellings of saved settings (state files written before the rename)
 OLD_KEYS = {"batch_size": "tuples_per_step", "chunk": "batch_size"}
 
@@ -80,3 +80,50 @@ class TrainConfig:
             raise UsageError("--mixup (similarity mixup) applies to --loss recall-k only")
         if (self.val_gnd is None) != (self.val_images is None):
             raise UsageError("--val-gnd and --val-images go together")
+
+
+@dataclass
+class SelfSupervisedConfig(TrainConfig):
+    """Settings of ``rkit train run IMAGES_DIR --loss infonce``: self-supervised copy-detection training (SSCD,
+    Pizzi et al. CVPR 2022) on a folder of images, two augmented views per image.
+
+    ``tuples_per_step`` images (2× as many views) make one optimiser step; ``batch_size`` is views per forward
+    pass (two passes when smaller than the step). Loss: InfoNCE with ``temperature`` plus ``entropy_weight`` ×
+    the differential-entropy (KoLeo) regulariser; SSCD's τ = 0.05 and λ = 30. The defaults are the small CPU
+    recipe (EfficientNet-Lite0 ImageNet init, 160-px views, 5 epochs, λ = 0: on copydetect-dev SSCD's λ = 30
+    lowered µAP in this small fine-tuning, λ = 0 raised it; docs/copy-detect.md); GPU settings there too.
+    """
+
+    loss: str = "infonce"
+    temperature: float = 0.05
+    entropy_weight: float = 0.0
+    epochs: int = 5
+    tuples_per_step: int = 32
+    batch_size: int | None = 32
+    lr: float = 2e-5
+    size: int | None = 160
+    strength: float = 1.0
+    workers: int = 1
+
+    def check(self) -> None:
+        if self.loss != "infonce":
+            raise UsageError(f"--loss {self.loss!r}: self-supervised training uses --loss infonce")
+        for name in ("epochs", "tuples_per_step"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
+        if self.tuples_per_step < 2:
+            raise UsageError("--tuples-per-step: InfoNCE needs at least 2 images per step")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise UsageError(f"--batch-size {self.batch_size}: must be at least 1")
+        if self.lr <= 0:
+            raise UsageError(f"--lr {self.lr}: must be positive")
+        if self.temperature <= 0:
+            raise UsageError(f"--temperature {self.temperature}: must be > 0")
+        if self.entropy_weight < 0:
+            raise UsageError(f"--entropy-weight {self.entropy_weight}: must be >= 0")
+        if not self.size or self.size < 32:
+            raise UsageError(f"--size {self.size}: self-supervised views need a size of at least 32 px")
+        if not 0.0 <= self.strength <= 1.0:
+            raise UsageError(f"strength {self.strength}: must be in [0, 1]")
+        if self.workers < 0:
+            raise UsageError(f"--workers {self.workers}: must be >= 0")

@@ -246,3 +246,55 @@ class JointLoss(torch.nn.Module):
         cls = cosine_classification_loss(e, labels, self.prototypes.to(e.dtype), self.scale, weight=row_weight)
         self.last_terms = (float(rank.detach()), None if cls is None else float(cls.detach()))
         return uncertainty_weighted((rank, cls), self.log_vars.to(e.dtype))
+
+
+# ------------------------------------------------------------------ self-supervised (SSCD, Pizzi et al. 2022)
+
+
+def _view_labels(e: torch.Tensor, labels) -> torch.Tensor:
+    lab = torch.as_tensor(labels, dtype=torch.long, device=e.device).reshape(-1)
+    if e.dim() != 2 or lab.shape[0] != e.shape[0] or e.shape[0] < 2:
+        raise UsageError(f"view loss: expected e (B, D) with B >= 2 and B labels, got {tuple(e.shape)}, "
+                         f"{tuple(lab.shape)}")
+    return lab
+
+
+def infonce_loss(e: torch.Tensor, labels, temperature: float = 0.05) -> torch.Tensor:
+    """InfoNCE (NT-Xent) over the views of a batch: rows with the same label (views of one image) are positives,
+    every other row a negative.
+
+    For row i with positives P(i) (same label, not i): ``−mean_{p∈P(i)} log softmax_{j≠i}(e_i·e_j / τ)_p``,
+    averaged over the rows that have a positive (with two views per image, the NT-Xent loss of SimCLR over 2N
+    views).
+    """
+    lab = _view_labels(e, labels)
+    if temperature <= 0:
+        raise UsageError(f"--temperature {temperature}: must be > 0")
+    b = e.shape[0]
+    eye = torch.eye(b, dtype=torch.bool, device=e.device)
+    logits = (e @ e.T) / temperature
+    logits = logits.masked_fill(eye, float("-inf"))
+    logp = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    pos = (lab[:, None] == lab[None, :]) & ~eye
+    npos = pos.sum(1)
+    has = npos > 0
+    if not bool(has.any()):
+        raise UsageError("infonce: no row has a positive (each image needs at least two views in the batch)")
+    per_row = -(logp.masked_fill(~pos, 0.0).sum(1)[has] / npos[has])
+    return per_row.mean()
+
+
+def entropy_loss(e: torch.Tensor, labels, eps: float = 1e-8) -> torch.Tensor:
+    """SSCD's differential-entropy (KoLeo) regulariser: ``−mean_i log(min_{j: label_j ≠ label_i} ‖e_i − e_j‖)``.
+
+    The nearest descriptor of another image is pushed away, which spreads the descriptors over the sphere.
+    """
+    lab = _view_labels(e, labels)
+    other = lab[:, None] != lab[None, :]
+    if not bool(other.any(1).all()):
+        raise UsageError("entropy: every row needs a view of another image in the batch")
+    sq = (e * e).sum(1)
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * (e @ e.T)).clamp_min(0.0)
+    d2 = d2.masked_fill(~other, float("inf"))
+    nearest = d2.min(dim=1).values
+    return -0.5 * torch.log(nearest + eps).mean()
