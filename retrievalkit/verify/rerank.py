@@ -92,8 +92,8 @@ def _match_and_check(kp1, d1, kp2, d2, p: VerifyParams, kind: str, size2=None, t
 
 
 def _dsm_match_and_check(kp1, kp2, p: VerifyParams, size2=None, tests: int = 1):
-    """DSM's matches and inliers (:mod:`retrievalkit.verify.dsm`) with the evidence of the other methods; the NFA
-    counts the model's minimal sample as RANSAC does (conservative: DSM's hypotheses use one correspondence)."""
+    """DSM's matches and inliers (:mod:`retrievalkit.verify.dsm`) with the evidence of the other methods; in the
+    NFA the minimal sample is one correspondence (DSM makes one hypothesis from each pair of local frames)."""
     from retrievalkit.verify.dsm import dsm_threshold, match_dsm_params
 
     m, mask = match_dsm_params(kp1, kp2, p)
@@ -101,7 +101,8 @@ def _dsm_match_and_check(kp1, kp2, p: VerifyParams, size2=None, tests: int = 1):
         return m, mask, PairEvidence()
     thr = p.threshold if p.threshold is not None else dsm_threshold(kp1, kp2)
     n = int(mask.sum())
-    return m, mask, PairEvidence(n, float(n), pair_log10_nfa(kp1, kp2, m, mask, p.method, thr, size2, tests))
+    return m, mask, PairEvidence(n, float(n), pair_log10_nfa(kp1, kp2, m, mask, p.method, thr, size2, tests,
+                                                                sample=(1, 1)))
 
 
 def resolve_params(p: VerifyParams, kind: str) -> tuple[float | None, float | None]:

@@ -88,10 +88,13 @@ def effective_count(p1: np.ndarray, p2: np.ndarray, cell: float) -> int:
     return min(distinct_locations(p1, cell), distinct_locations(p2, cell))
 
 
-def ransac_log10_nfa(n: int, k: int, p: float, method: str, tests: int = 1) -> float:
+def ransac_log10_nfa(n: int, k: int, p: float, method: str, tests: int = 1,
+                     sample: tuple[int, int] | None = None) -> float:
     """log10 NFA of a model with ``k`` inliers among ``n`` tentative matches (module docstring); ``tests`` is S,
-    the images tested for the query. :data:`NO_EVIDENCE` (inf) when k does not exceed the minimal sample."""
-    s, n_out = SAMPLE[method]
+    the images tested for the query; ``sample`` (s, N_out) overrides the method's minimal sample (``(1, 1)`` for
+    hypotheses made from one correspondence of two local frames, as Deep Spatial Matching does).
+    :data:`NO_EVIDENCE` (inf) when k does not exceed the minimal sample."""
+    s, n_out = SAMPLE[method] if sample is None else sample
     if k <= s or n <= s:
         return NO_EVIDENCE
     return (math.log10(max(tests, 1)) + math.log10(n_out) + math.log10(n - s) + log10_choose(n, s)
@@ -99,10 +102,11 @@ def ransac_log10_nfa(n: int, k: int, p: float, method: str, tests: int = 1) -> f
 
 
 def pair_log10_nfa(kp1: np.ndarray, kp2: np.ndarray, matches: np.ndarray, inliers: np.ndarray, method: str,
-                   threshold: float, size2: tuple[float, float] | None, tests: int = 1) -> float:
+                   threshold: float, size2: tuple[float, float] | None, tests: int = 1,
+                   sample: tuple[int, int] | None = None) -> float:
     """log10 NFA of one verified pair: tentative ``matches`` ((M, 2) rows into kp1, kp2), their (M,) bool
     ``inliers`` mask, the model ``method`` and inlier ``threshold`` (pixels of image 2), image 2's
-    (width, height) (None: the extent of its keypoints)."""
+    (width, height) (None: the extent of its keypoints); ``sample`` as in :func:`ransac_log10_nfa`."""
     matches = np.asarray(matches, np.int64).reshape(-1, 2)
     inliers = np.asarray(inliers, bool)
     if matches.shape[0] == 0 or not inliers.any():
@@ -115,7 +119,7 @@ def pair_log10_nfa(kp1: np.ndarray, kp2: np.ndarray, matches: np.ndarray, inlier
     n = int(matches.shape[0])
     k = effective_count(p1[inliers], p2[inliers], threshold)
     p = tolerance_probability(method, threshold, size2[0], size2[1])
-    return ransac_log10_nfa(n, k, p, method, tests)
+    return ransac_log10_nfa(n, k, p, method, tests, sample)
 
 
 __all__ = ["SAMPLE", "NO_EVIDENCE", "log10_binomial_tail", "log10_choose", "tolerance_probability",

@@ -61,9 +61,16 @@ def test_dsm_extract_and_verify(folders):
     assert ((kp[:, 4] >= 0) & (kp[:, 4] < loc.config["channels"])).all()
 
     out = rkit("verify", ranks, "--queries", ql, "--database", dbl, "-o", tmp / "v.h5", "--shortlist", "8",
-               "--min-inliers", "6").stdout.strip()
+               "--promote", "min-inliers", "--min-inliers", "6").stdout.strip()
     v, r = read_ranks(out), read_ranks(ranks)
     assert v.config["locals_method"] == "dsm" and v.config["verified_pairs"] >= 2
+    # the default rule (a-contrario significance) gives DSM pairs evidence too, and never reorders the rest
+    sig = read_ranks(rkit("verify", ranks, "--queries", ql, "--database", dbl, "-o", tmp / "s.h5", "--shortlist",
+                          "8").stdout.strip())
+    assert sig.config["locals_method"] == "dsm" and sig.config["promote"] == "significant"
+    assert 1 <= sig.config["verified_pairs"] <= v.config["verified_pairs"]
+    for qi in range(len(sig.query_names)):
+        assert sorted(sig.indices[qi]) == sorted(r.indices[qi])
     for qi, qn in enumerate(v.query_names):
         scene = qn.split("/")[0]
         assert v.db_names[v.indices[qi, 0]].startswith(scene)

@@ -51,6 +51,15 @@ def test_more_inliers_or_a_tighter_tolerance_is_stronger_evidence():
     assert ransac_log10_nfa(100, 4, 1e-3, "homography") == math.inf  # the minimal sample is no evidence
 
 
+def test_nfa_by_hand_with_a_one_correspondence_sample():
+    # DSM: one hypothesis per correspondence -> NFA = S * 1 * (n - 1) * C(n, 1) * P[Bin(n - 1, p) >= k - 1]
+    n, k, p, tests = 40, 9, 0.02, 8
+    tail = sum(math.comb(n - 1, i) * p ** i * (1 - p) ** (n - 1 - i) for i in range(k - 1, n))
+    hand = math.log10(tests * (n - 1) * n * tail)
+    assert ransac_log10_nfa(n, k, p, "affine", tests, sample=(1, 1)) == pytest.approx(hand, abs=1e-9)
+    assert ransac_log10_nfa(n, 1, p, "affine", tests, sample=(1, 1)) == math.inf
+
+
 @pytest.mark.parametrize("method", ["homography", "affine", "fundamental"])
 def test_random_matches_are_not_conclusive(method):
     """Pure random matches: RANSAC finds a few chance inliers, never conclusive evidence (NFA ≥ 1)."""
