@@ -146,7 +146,6 @@ def main_table(args, names, net, tensors):
     for bs in args.batch_sizes:
         best_fwd = best_rel = best_ext = float("inf")
         for _ in range(args.repeat):
-            t0 = time.perf_counter()
             with retained_heap():
                 best_fwd = min(best_fwd, forward_only(net, names, tensors, bs, channels_last=True))
                 t1 = time.perf_counter()
