@@ -105,8 +105,19 @@ def extract_global(
     names, boxes = resolve_inputs(images, list_file, gnd, split, use_boxes)
     start, stop = select_shard(names, shard)
 
+    prefetch = _prefetch(batch_size, workers, size)
+    # a registry network's standardisation is known before it is built: the decode workers start first and
+    # decode the first batch while the network loads (files and --resume: the network first)
+    standard = None if (weights or resume) else _registry_standardisation(model)
+    early = None
+    if standard is not None:
+        ds = ImageDataset(images, names, size, *standard, boxes=boxes, upscale=upscale)
+        early = _started(iter_images(ds, workers=workers, start=start, stop=stop, prefetch=prefetch))
     net = build_network(model, weights=weights, pooling=pooling, p=p, whitening=whitening, device=device)
     net.eval()
+    if early is not None and (tuple(net.mean), tuple(net.std)) != standard:
+        early.close()  # pragma: no cover - the registry and the network disagree: decode again
+        early = None
     config = {
         "model": net.config,
         "model_source": str(weights or model),
@@ -127,7 +138,12 @@ def extract_global(
         done = writer.done
         if progress and done:
             progress(done)
-        ds = ImageDataset(images, names, size, net.mean, net.std, boxes=boxes, upscale=upscale)
+        if early is not None and done:  # pragma: no cover - a fresh output starts at its first image
+            early.close()
+            early = None
+        if early is None:
+            ds = ImageDataset(images, names, size, net.mean, net.std, boxes=boxes, upscale=upscale)
+            early = iter_images(ds, workers=workers, start=start + done, stop=stop, prefetch=prefetch)
         # channels-last on CPU: the convolutions run ~1.2x faster (benchmarks/extract_throughput.py --configs),
         # the descriptors agree to float tolerance
         channels_last = str(device) == "cpu"
@@ -136,8 +152,7 @@ def extract_global(
         batches = _Batches(net, writer, scales, regions, batch_size, device, channels_last)
         # CPU forward passes reuse their freed activation buffers instead of mapping fresh pages each call
         with retained_heap(str(device) == "cpu"):
-            for it in iter_images(ds, workers=workers, start=start + done, stop=stop,
-                                  prefetch=_prefetch(batch_size, workers, size)):
+            for it in early:
                 batches.add(it, on_failure)
                 if batches.consumed >= flush_every:
                     batches.flush()
@@ -150,6 +165,35 @@ def extract_global(
         return writer.finish()
     finally:
         writer.close()
+
+
+def _registry_standardisation(model: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """(mean, std) of a registry network (its backbone's), known without building it; None for a model file
+    or an unknown name (building the network then says what is wrong)."""
+    from retrievalkit.models.registry import get_backbone_spec
+
+    if Path(str(model)).suffix or "/" in str(model) or os.sep in str(model) or Path(str(model)).is_file():
+        return None
+    try:
+        spec = get_backbone_spec(str(model))
+    except UsageError:
+        return None
+    return tuple(float(v) for v in spec.mean), tuple(float(v) for v in spec.std)
+
+
+def _started(items):
+    """The loader started now (the first item is taken at once): its workers decode ahead while the caller
+    loads the network. Returns a generator of the same items (``close`` shuts the workers down)."""
+    try:
+        first = [next(items)]
+    except StopIteration:
+        first = []
+
+    def rest():
+        yield from first
+        yield from items
+
+    return rest()
 
 
 class _Batches:
