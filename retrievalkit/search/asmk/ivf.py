@@ -24,7 +24,7 @@ from retrievalkit.search.asmk.kernel import (
 
 DEFAULT_MA_DB = 1
 DEFAULT_MA_QUERY = 5
-#: postings scored per block of :func:`query_scores` (its buffers, ~35 bytes a posting, stay in cache)
+#: postings scored per block of :func:`query_scores` (its buffers, ~50 bytes a posting, stay in cache)
 POSTINGS_PER_STEP = 1 << 15
 
 
