@@ -12,6 +12,13 @@ at it (it needs pyyaml; it builds a small C extension)::
 
     python -m pip install --no-deps --target scratch/asmk-pkg asmk==0.1.1 pyyaml
     python benchmarks/asmk_speed.py --asmk-path scratch/asmk-pkg            # 1k, 10k, 100k
+
+or from its source (github.com/jenicek/asmk; its shipped ``cython/hamming.c`` predates Python 3.11, so
+regenerate it with Cython first)::
+
+    git clone https://github.com/jenicek/asmk scratch/asmk-src && cd scratch/asmk-src
+    python -m cython -3 cython/hamming.pyx -o cython/hamming.c && python setup.py build_ext --inplace
+    mkdir -p ../asmk-pkg && cp -r asmk ../asmk-pkg/ && cd ../..    # + pyyaml importable (pip --target)
     python benchmarks/asmk_speed.py --sizes 1000 --asmk-max 1000
 
 Limits compared: build time counts quantisation + aggregation + sorting the inverted file (not k-means, timed

@@ -14,7 +14,7 @@ from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.extract.allocator import retained_heap
 from retrievalkit.extract.inputs import resolve_inputs
 from retrievalkit.images.discover import select_shard
-from retrievalkit.images.loader import ImageDataset, group_same_shape, iter_images
+from retrievalkit.images.loader import ImageDataset, iter_images
 from retrievalkit.io.features import FeaturesWriter
 from retrievalkit.io.output import writes_output
 
@@ -105,8 +105,19 @@ def extract_global(
     names, boxes = resolve_inputs(images, list_file, gnd, split, use_boxes)
     start, stop = select_shard(names, shard)
 
+    prefetch = _prefetch(batch_size, workers, size)
+    # a registry network's standardisation is known before it is built: the decode workers start first and
+    # decode the first batch while the network loads (files and --resume: the network first)
+    standard = None if (weights or resume) else _registry_standardisation(model)
+    early = None
+    if standard is not None:
+        ds = ImageDataset(images, names, size, *standard, boxes=boxes, upscale=upscale)
+        early = _started(iter_images(ds, workers=workers, start=start, stop=stop, prefetch=prefetch))
     net = build_network(model, weights=weights, pooling=pooling, p=p, whitening=whitening, device=device)
     net.eval()
+    if early is not None and (tuple(net.mean), tuple(net.std)) != standard:
+        early.close()  # pragma: no cover - the registry and the network disagree: decode again
+        early = None
     config = {
         "model": net.config,
         "model_source": str(weights or model),
@@ -127,7 +138,12 @@ def extract_global(
         done = writer.done
         if progress and done:
             progress(done)
-        ds = ImageDataset(images, names, size, net.mean, net.std, boxes=boxes, upscale=upscale)
+        if early is not None and done:  # pragma: no cover - a fresh output starts at its first image
+            early.close()
+            early = None
+        if early is None:
+            ds = ImageDataset(images, names, size, net.mean, net.std, boxes=boxes, upscale=upscale)
+            early = iter_images(ds, workers=workers, start=start + done, stop=stop, prefetch=prefetch)
         # channels-last on CPU: the convolutions run ~1.2x faster (benchmarks/extract_throughput.py --configs),
         # the descriptors agree to float tolerance
         channels_last = str(device) == "cpu"
@@ -136,7 +152,7 @@ def extract_global(
         batches = _Batches(net, writer, scales, regions, batch_size, device, channels_last)
         # CPU forward passes reuse their freed activation buffers instead of mapping fresh pages each call
         with retained_heap(str(device) == "cpu"):
-            for it in iter_images(ds, workers=workers, start=start + done, stop=stop):
+            for it in early:
                 batches.add(it, on_failure)
                 if batches.consumed >= flush_every:
                     batches.flush()
@@ -151,15 +167,50 @@ def extract_global(
         writer.close()
 
 
+def _registry_standardisation(model: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """(mean, std) of a registry network (its backbone's), known without building it; None for a model file
+    or an unknown name (building the network then says what is wrong)."""
+    from retrievalkit.models.registry import get_backbone_spec
+
+    if Path(str(model)).suffix or "/" in str(model) or os.sep in str(model) or Path(str(model)).is_file():
+        return None
+    try:
+        spec = get_backbone_spec(str(model))
+    except UsageError:
+        return None
+    return tuple(float(v) for v in spec.mean), tuple(float(v) for v in spec.std)
+
+
+def _started(items):
+    """The loader started now (the first item is taken at once): its workers decode ahead while the caller
+    loads the network. Returns a generator of the same items (``close`` shuts the workers down)."""
+    try:
+        first = [next(items)]
+    except StopIteration:
+        first = []
+
+    def rest():
+        yield from first
+        yield from items
+
+    return rest()
+
+
 class _Batches:
-    """Decoded images gathered until a flush, then described in same-shape batches and appended to the
-    writer in input order, with the images that failed since the last flush (so ``--resume`` can continue)."""
+    """Decoded images gathered until a flush, described in same-shape batches and appended to the writer in
+    input order, with the images that failed since the last flush (so ``--resume`` can continue).
+
+    A same-shape batch runs as soon as it is full, not at the flush: the decode workers keep decoding the next
+    images while it runs (their prefetch covers a batch, :func:`_prefetch`), so decoding overlaps the forward
+    passes. The batches are the ones :func:`group_same_shape` makes of a flush's images (full batches in
+    order of completion, then the partial ones at the flush): the same tensors, the same descriptors."""
 
     def __init__(self, net, writer: FeaturesWriter, scales: Sequence[float], regions: bool, batch_size: int,
                  device: str, channels_last: bool = False):
         self.net, self.writer, self.scales, self.regions = net, writer, scales, regions
         self.batch_size, self.device, self.channels_last = batch_size, device, channels_last
-        self.pending: list = []
+        self.groups: dict[tuple, list] = {}  # shape -> images waiting for a full batch (first-seen order)
+        self.rows: list = []  # (image, descriptors) described since the last flush
         self.failed: list[tuple[str, str]] = []
         self.consumed = 0
 
@@ -169,20 +220,43 @@ class _Batches:
             self.failed.append((it.name, it.error or "unreadable"))
             if on_failure:
                 on_failure(it.name, it.error or "unreadable")
-        else:
-            self.pending.append(it)
+            return
+        group = self.groups.setdefault(tuple(it.tensor.shape), [])
+        group.append(it)
+        if len(group) == self.batch_size:
+            self._describe(group)
+            group.clear()
+
+    def _describe(self, group: list) -> None:
+        x = torch.stack([it.tensor for it in group]).to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        self.rows.extend(zip(group, describe_batch(self.net, x, self.scales, self.regions)))
 
     def flush(self) -> None:
-        rows = []
-        for group in group_same_shape(self.pending, self.batch_size):
-            x = torch.stack([it.tensor for it in group]).to(self.device)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            rows.extend(zip(group, describe_batch(self.net, x, self.scales, self.regions)))
-        rows.sort(key=lambda r: r[0].index)
+        for group in self.groups.values():
+            if group:
+                self._describe(group)
+        self.groups = {}
+        rows = sorted(self.rows, key=lambda r: r[0].index)
         vecs = [v for _, v in rows]
         arr = np.concatenate(vecs, 0) if vecs else np.zeros((0, int(self.net.dim)), np.float32)
         owners = (np.concatenate([np.full(v.shape[0], j) for j, v in enumerate(vecs)])
                   if self.regions and vecs else None)
         self.writer.append([it.name for it, _ in rows], arr, self.failed, consumed=self.consumed, owners=owners)
-        self.pending, self.failed, self.consumed = [], [], 0
+        self.rows, self.failed, self.consumed = [], [], 0
+
+
+#: decoded images the loader may hold ahead of the forward passes, at most (bytes of float32 tensors)
+PREFETCH_BYTES = 256 * 2**20
+
+
+def _prefetch(batch_size: int, workers: int, size: int | None) -> int:
+    """Images each decode worker prepares ahead: enough for the next full batch while one runs (a batch
+    waits for all its images), within :data:`PREFETCH_BYTES` when ``size`` bounds an image
+    (3 × size² floats); the loader's default of 4 when it does not (full-resolution images)."""
+    if workers <= 0 or not size:
+        return 4
+    per_image = 3 * 4 * size * size
+    ahead = min(batch_size + 2, max(1, PREFETCH_BYTES // per_image))
+    return max(4, -(-ahead // workers))

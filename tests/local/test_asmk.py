@@ -174,3 +174,42 @@ def test_fast_scorer_equals_posting_by_posting_reference(monkeypatch, dim, alpha
         assert (got > 0).sum() > 10  # the queries do reach many images
         g, w = top_k(got, 20), top_k(want, 20)
         np.testing.assert_array_equal(g.ids, w.ids)
+
+
+def test_pair_popcount_table_sums_the_two_counts():
+    """128-bit codes: the two 64-bit popcounts read as one uint16 index give σ of their sum."""
+    from retrievalkit.search.asmk.ivf import _distance_table
+    from retrievalkit.search.asmk.kernel import selectivity_table
+
+    pair, single = _distance_table(128, 2, 3.0, 0.0), selectivity_table(128, 3.0, 0.0)
+    c = np.array([[lo, hi] for lo in range(65) for hi in range(65)], np.uint8)
+    np.testing.assert_array_equal(pair[c.view(np.uint16).ravel()], single[c.sum(axis=1)])
+    assert not pair.flags.writeable  # cached: nobody may change it
+
+
+@pytest.mark.parametrize("alpha,step", [(1.5, 7), (3.0, 1 << 15), (0.7, 1000)])
+def test_scores_equal_one_bincount_in_posting_order(monkeypatch, alpha, step):
+    """The blocked scorer adds σ in posting order, as one bincount over all the query's postings would:
+    the same bits, also for a non-integer α, where other summation orders round differently."""
+    from retrievalkit.search.asmk import ivf as ivf_module
+    from retrievalkit.search.asmk import word_similarity
+
+    monkeypatch.setattr(ivf_module, "POSTINGS_PER_STEP", step)
+    rng = np.random.default_rng(5)
+    codebook = rng.standard_normal((32, 128)).astype(np.float32)
+    n, per = 400, 30
+    x = (codebook[rng.integers(0, 32, n * per)] + rng.standard_normal((n * per, 128))).astype(np.float32)
+    b = InvertedFileBuilder(codebook, ma=1)
+    b.add(x, np.arange(0, n * per + 1, per))
+    ivf = b.finish()
+    qz = Quantizer(codebook)
+    qx = x[:per] + 0.3 * rng.standard_normal((per, 128)).astype(np.float32)
+    got = query_scores(ivf, qz, qx, ma=3, alpha=alpha)
+    _, qw, qc = aggregate(qx, qz.assign(qx, 3), np.zeros(per, np.int64), codebook, binary=True)
+    pos = np.concatenate([np.arange(ivf.word_offsets[w], ivf.word_offsets[w + 1]) for w in qw])
+    owner = np.repeat(np.arange(len(qw)), np.diff(ivf.word_offsets)[qw])
+    s = word_similarity(ivf.entry_codes[pos], qc[owner], 128, alpha)
+    want = np.bincount(ivf.entry_images[pos], weights=s, minlength=n)
+    want = want / np.sqrt(np.maximum(ivf.image_words, 1) * len(qw))
+    assert pos.shape[0] > 3 * step or step > pos.shape[0]  # several blocks, or one
+    np.testing.assert_array_equal(got, want)

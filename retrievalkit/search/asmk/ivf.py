@@ -7,6 +7,7 @@ The inverted file keeps, per word, the database images holding it and their bina
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -18,13 +19,12 @@ from retrievalkit.search.asmk.kernel import (
     DEFAULT_ALPHA,
     DEFAULT_TAU,
     aggregate,
-    popcount_rows,
     selectivity_table,
 )
 
 DEFAULT_MA_DB = 1
 DEFAULT_MA_QUERY = 5
-#: postings scored per step of :func:`query_scores` (its temporaries, ~50 bytes a posting, stay in cache)
+#: postings scored per block of :func:`query_scores` (its buffers, ~50 bytes a posting, stay in cache)
 POSTINGS_PER_STEP = 1 << 15
 
 
@@ -92,52 +92,90 @@ def _words_view(codes: np.ndarray) -> np.ndarray:
     return codes
 
 
+@functools.lru_cache(maxsize=16)
+def _distance_table(dim: int, words: int, alpha: float, tau: float) -> np.ndarray:
+    """σ by lookup, read-only. One word per code: indexed by its popcount (``dim + 1`` entries). Two words:
+    indexed by the two popcounts (each ≤ 64, one byte each) read together as one uint16, so the lookup also
+    does the sum: entry ``lo + 256·hi`` (either byte order) holds σ of distance ``lo + hi``."""
+    table = selectivity_table(dim, alpha, tau)
+    if words == 2:
+        i = np.arange(65 * 256)
+        table = table[np.minimum((i & 255) + (i >> 8), dim)]
+    table.flags.writeable = False
+    return table
+
+
+def _blocks(starts: list[int], stops: list[int], step: int) -> list[list[tuple[int, int, int]]]:
+    """The query's posting runs ``starts[j]:stops[j]`` in order, as blocks of pieces ``(a, b, j)`` of at most
+    ``step`` postings together (a run longer than ``step`` is cut into several pieces)."""
+    blocks: list[list[tuple[int, int, int]]] = []
+    cur: list[tuple[int, int, int]] = []
+    n = 0
+    for j, (a, b) in enumerate(zip(starts, stops)):
+        while a < b:
+            take = min(b - a, step - n)
+            cur.append((a, a + take, j))
+            n += take
+            a += take
+            if n == step:
+                blocks.append(cur)
+                cur, n = [], 0
+    if cur:
+        blocks.append(cur)
+    return blocks
+
+
 def query_scores(ivf: InvertedFile, quantizer: Quantizer, descriptors: np.ndarray, ma: int = DEFAULT_MA_QUERY,
                  alpha: float = DEFAULT_ALPHA, tau: float = DEFAULT_TAU) -> np.ndarray:
     """ASMK* scores (N,) float64 of one query image's local ``descriptors`` (m, D) against every database image.
 
     A query without descriptors scores 0 everywhere.
 
-    The postings of the query's words are contiguous runs of the word-sorted inverted file, gathered in
-    ascending positions (sequential reads), about ``POSTINGS_PER_STEP`` at a time; the Hamming distance is a
-    popcount of 64-bit XORs and σ a lookup over the ``D + 1`` possible distances
-    (:func:`~retrievalkit.search.asmk.kernel.selectivity_table`), so the per-posting work is gather, XOR,
-    popcount, lookup and one weighted bincount. The values are those of
-    :func:`~retrievalkit.search.asmk.kernel.word_similarity` summed in the same order: the same scores.
+    The postings of the query's words are contiguous runs of the word-sorted inverted file, copied in blocks
+    of about ``POSTINGS_PER_STEP`` postings into buffers allocated once per query (so a block's work stays in
+    cache). Per block: the codes as 64-bit words, XOR with the query word's code, numpy's popcount, σ by a
+    lookup over the possible distances (:func:`_distance_table`; for 128-bit codes the two popcounts are read
+    as one uint16 index, so the lookup also sums them), and ``np.add.at`` of σ into the image scores. The
+    additions happen one posting at a time in posting order, as a ``bincount`` over all postings would do
+    them, and σ has the bits of :func:`~retrievalkit.search.asmk.kernel.word_similarity`: the same scores,
+    whatever the block size.
     """
     scores = np.zeros(ivf.n_images, np.float64)
     if descriptors.shape[0] == 0 or ivf.n_images == 0:
         return scores
     words = quantizer.assign(descriptors, ma)
     _, qw, qc = aggregate(descriptors, words, np.zeros(descriptors.shape[0], np.int64), ivf.codebook, binary=True)
-    starts, stops = ivf.word_offsets[qw], ivf.word_offsets[qw + 1]
-    lengths = stops - starts
-    total = int(lengths.sum())
-    if total == 0:
-        return scores
-    codes, qcodes = _words_view(ivf.entry_codes), _words_view(qc)
-    images = np.asarray(ivf.entry_images)
-    table = selectivity_table(ivf.dim, alpha, tau)
-    ends = np.cumsum(lengths)
-    begins = ends - lengths
-    sims = np.empty(total, np.float64)
-    owners = np.empty(total, images.dtype)
-    # groups of query words of about POSTINGS_PER_STEP postings: the temporaries stay in cache, and the
-    # (postings,) similarities and images are written once, then summed by one bincount in posting order
-    cuts = np.searchsorted(ends, np.arange(POSTINGS_PER_STEP, total, POSTINGS_PER_STEP), side="right")
-    bounds = np.unique(np.concatenate([[0], cuts, [qw.shape[0]]]))
-    for g0, g1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        a, b = int(begins[g0]), int(ends[g1 - 1])
-        if b == a:
-            continue
-        run = lengths[g0:g1]
-        pos = np.arange(a, b, dtype=np.int64)  # positions: start of each run + offset inside the run
-        pos += np.repeat(starts[g0:g1] - begins[g0:g1], run)
-        x = codes.take(pos, axis=0)
-        x ^= np.repeat(qcodes[g0:g1], run, axis=0)
-        table.take(popcount_rows(x), out=sims[a:b])
-        images.take(pos, out=owners[a:b])
-    scores = np.bincount(owners, weights=sims, minlength=ivf.n_images)
+    offsets = np.asarray(ivf.word_offsets)
+    starts, stops = offsets[qw].tolist(), offsets[qw + 1].tolist()
+    total = sum(stops) - sum(starts)
+    if total > 0:
+        codes, qcodes = _words_view(ivf.entry_codes), _words_view(qc)
+        images = np.asarray(ivf.entry_images)
+        width = codes.shape[1]
+        table = _distance_table(int(ivf.dim), width if width <= 2 else 0, float(alpha), float(tau))
+        step = max(1, min(POSTINGS_PER_STEP, total))
+        x = np.empty((step, width), codes.dtype)
+        counts = np.empty((step, width), np.uint8)
+        dist = np.empty(step, np.uint16) if width > 2 else None
+        sims = np.empty(step, np.float64)
+        owners = np.empty(step, np.intp)
+        for block in _blocks(starts, stops, step):
+            n = sum(b - a for a, b, _ in block)
+            xs, own = x[:n], owners[:n]
+            np.concatenate([codes[a:b] for a, b, _ in block], out=xs)
+            js = [j for _, _, j in block]
+            xs ^= np.repeat(qcodes[js], [b - a for a, b, _ in block], axis=0)
+            c = np.bitwise_count(xs, out=counts[:n])
+            if width == 2:
+                index = c.view(np.uint16).reshape(n)
+            elif width == 1:
+                index = c.reshape(n)
+            else:
+                index = dist[:n]
+                np.sum(c, axis=1, dtype=np.uint16, out=index)
+            table.take(index, mode="clip", out=sims[:n])
+            np.concatenate([images[a:b] for a, b, _ in block], out=own, casting="same_kind")
+            np.add.at(scores, own, sims[:n])
     norm = np.sqrt(np.maximum(ivf.image_words, 1).astype(np.float64) * qw.shape[0])
     return scores / norm
 
