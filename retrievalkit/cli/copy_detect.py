@@ -72,7 +72,15 @@ def copy_detect_cmd(
                                                 "by SIFT + RANSAC geometric verification (matching track; default "
                                                 "on).")] = None,
     shortlist: opt.shortlist(f"Candidates verified per query {default_of(VerifyConfig, 'shortlist')}.") = None,
-    min_inliers: Annotated[int | None, typer.Option(help="Inliers below this give no verification bonus "
+    promote: Annotated[str | None, typer.Option(help="Which verified pairs get the score bonus: significant "
+                                                "(fewer than --nfa chance verifications as good expected over all "
+                                                "the pairs verified in the run, a-contrario) or min-inliers (at "
+                                                "least --min-inliers inliers, the rule of earlier versions) "
+                                                f"{default_of(VerifyConfig, 'promote')}.")] = None,
+    nfa: Annotated[float | None, typer.Option(help="With --promote significant: the largest number of false alarms "
+                                            f"that counts as evidence {default_of(VerifyConfig, 'nfa')}.")] = None,
+    min_inliers: Annotated[int | None, typer.Option(help="With --promote min-inliers: inliers below this give no "
+                                                    "verification bonus "
                                                     f"{default_of(VerifyConfig, 'min_inliers')}.")] = None,
     model: opt.model(f"Backbone name or model file for folders {_d('model')}.") = None,
     weights: opt.weights() = None,
@@ -98,11 +106,18 @@ def copy_detect_cmd(
         raise UsageError("missing --database (a folder of database images or their features file)")
     if verify is False or (output is None and descriptors is not None):
         refuse_inapplicable("copy-detect without verification (--no-verify, or --descriptors only)",
-                            {"--shortlist": shortlist, "--min-inliers": min_inliers})
+                            {"--shortlist": shortlist, "--promote": promote, "--nfa": nfa,
+                             "--min-inliers": min_inliers})
     vdef = VerifyConfig()
-    vcfg = None if verify is False else VerifyConfig(shortlist=vdef.shortlist if shortlist is None else shortlist,
-                                                     min_inliers=vdef.min_inliers if min_inliers is None
-                                                     else min_inliers)
+    if (promote or vdef.promote) == "min-inliers":
+        refuse_inapplicable("--promote min-inliers (it is an option of --promote significant)", {"--nfa": nfa})
+    else:
+        refuse_inapplicable("--promote significant (it is an option of --promote min-inliers)",
+                            {"--min-inliers": min_inliers})
+    vcfg = None if verify is False else VerifyConfig(
+        shortlist=vdef.shortlist if shortlist is None else shortlist,
+        promote=vdef.promote if promote is None else promote, nfa=vdef.nfa if nfa is None else nfa,
+        min_inliers=vdef.min_inliers if min_inliers is None else min_inliers)
     sc = parse_floats(scales, "--scales")
     cfg = config_from_options(
         CopyDetectConfig, model=model, weights=str(weights) if weights else None, size=size,
@@ -121,8 +136,8 @@ def copy_detect_cmd(
             "--queries": queries, "--training": training, "--descriptors": descriptors, "-k/--top-k": top_k,
             "--max-rows": max_rows, "--norm-beta": norm_beta, "--norm-k": norm_k, "--norm-stat": norm_stat,
             "--dim": dim, "--shrinkage": shrinkage, "--query-views": query_views, "--combine": combine,
-            "--verify/--no-verify": verify, "--shortlist": shortlist, "--min-inliers": min_inliers,
-            "--block-size": block_size, "--index": index or None})
+            "--verify/--no-verify": verify, "--shortlist": shortlist, "--promote": promote, "--nfa": nfa,
+            "--min-inliers": min_inliers, "--block-size": block_size, "--index": index or None})
         if database_features is None:
             raise UsageError("--shard writes the block's features: give --database-features refs.I.h5")
         if not database.is_dir():

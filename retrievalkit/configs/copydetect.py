@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from retrievalkit.configs.checks import at_least, one_of, positive, within
-from retrievalkit.configs.verify import VerifyParams
+from retrievalkit.configs.verify import PROMOTE, VerifyParams
 from retrievalkit.errors import UsageError
 
 VIEW_NAMES = ("full", "center", "grid")
@@ -31,13 +31,19 @@ class VerifyConfig(VerifyParams):
     (:class:`~retrievalkit.configs.verify.VerifyParams`, the one type of that step) with copy detection's
     defaults (literature values: affine model for crops/scaling/rotation/overlays, Lowe's ratio 0.8, a few pixels
     of RANSAC error), plus the image size and the score bonus. ``shortlist`` (``rkit copy-detect --shortlist``)
-    is the number of candidates per query to verify (0: none)."""
+    is the number of candidates per query to verify (0: none).
+
+    Which pairs get the bonus (``promote``): ``significant`` (default) — pairs whose a-contrario number of false
+    alarms is below ``nfa``, counted over **every pair verified in the run** (all queries' shortlists, twice with
+    ``flip``), because the matching track's µAP pools all queries into one list, so a chance verification of any
+    query costs; ``min-inliers`` — pairs with at least ``min_inliers`` inliers (the rule of earlier versions).
+    """
 
     shortlist: int = 10      # candidates per query to verify
     method: str = "affine"
     ratio: float | None = 0.8  # Lowe's ratio test
     threshold: float | None = 5.0  # RANSAC reprojection threshold at ``size`` pixels
-    min_inliers: int = 12    # fewer inliers count as no geometric evidence
+    min_inliers: int = 12    # with promote="min-inliers": fewer inliers count as no geometric evidence
     size: int = 512          # longer image side for SIFT
     max_keypoints: int = 1000
     half: float = 20.0       # inliers at which half of the bonus is given
@@ -55,6 +61,8 @@ class VerifyConfig(VerifyParams):
     def check(self) -> None:
         at_least("shortlist", self.shortlist, 0)
         at_least("min_inliers", self.min_inliers, 4)
+        one_of("promote", self.promote, PROMOTE)
+        positive("nfa", self.nfa)
         if self.size < 32 or self.max_keypoints < 8 or not 0 < (self.ratio or 1) <= 1:
             raise UsageError("verification: need size >= 32, keypoints >= 8, 0 < ratio <= 1")
         if self.half <= 0 or self.bonus < 0:

@@ -27,12 +27,12 @@ from retrievalkit.copydetect.submission import (
     write_descriptors,
     write_matches_csv,
 )
-from retrievalkit.copydetect.verify import VerifyConfig, verification_bonus, verify_candidates
+from retrievalkit.copydetect.verify import VerifyConfig, has_evidence, verification_bonus, verify_candidates
 
 __all__ = [
     "VIEWS", "Candidates", "CopyDetectConfig", "Matches", "PCAWhitening", "Side", "VerifyConfig", "aggregate_views",
     "augment_for_ip", "augment_for_l2", "background_similarity", "combine_mean", "copy_detect", "describe_views",
     "descriptor_track", "extract_reference_shard", "fit_pca_whitening", "image_ids", "load_side", "match_queries",
-    "normalized_search", "parse_views", "read_descriptors", "select_matches", "verification_bonus",
+    "has_evidence", "normalized_search", "parse_views", "read_descriptors", "select_matches", "verification_bonus",
     "verify_candidates", "write_descriptors", "write_matches_csv",
 ]

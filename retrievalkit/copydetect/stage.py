@@ -165,8 +165,8 @@ def match_queries(q: Side, r: Side, t: Side | None, cfg: CopyDetectConfig, progr
             raise UsageError("local verification needs the images: give query and reference folders (or features "
                              "files whose image_root still exists), or --no-verify")
         _phase(on_phase, "verify", nq)
-        D, inl = verify_candidates(q.paths, r.paths, D, I, cfg.verify, progress=progress)
-        info["verified_pairs"] = int((inl >= cfg.verify.min_inliers).sum())
+        D, _, ok = verify_candidates(q.paths, r.paths, D, I, cfg.verify, progress=progress)
+        info["verified_pairs"] = int(ok.sum())
     return Candidates(D, I, info)
 
 

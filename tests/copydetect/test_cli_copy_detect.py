@@ -118,3 +118,13 @@ def test_bad_inputs(small_set, tmp_path):
     p = rkit("copy-detect", "--queries", tmp_path / "q.h5", "--database", tmp_path / "r.h5",
              "--descriptors", tmp_path / "d.h5", "--dim", "0")
     assert p.returncode == 2 and "300-d" in p.stderr and "256" in p.stderr
+
+
+def test_promotion_options_refused_where_they_do_not_apply(small_set, tmp_path):
+    common = ["--queries", small_set / "queries", "--database", small_set / "references", "-o", tmp_path / "x.csv"]
+    for extra, word in ((["--min-inliers", "8"], "--promote significant"),
+                        (["--promote", "min-inliers", "--nfa", "0.1"], "--promote min-inliers"),
+                        (["--no-verify", "--nfa", "0.1"], "without verification")):
+        p = rkit("copy-detect", *common, *extra, *FAST)
+        assert p.returncode == 2 and word in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1

@@ -6,7 +6,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from retrievalkit.copydetect.verify import LocalMatcher, VerifyConfig, verification_bonus, verify_candidates
+from retrievalkit.copydetect.verify import (
+    LocalMatcher,
+    VerifyConfig,
+    has_evidence,
+    verification_bonus,
+    verify_candidates,
+)
 
 
 def _edited_copy(img: np.ndarray, flip: bool) -> np.ndarray:
@@ -37,8 +43,13 @@ def test_copy_verifies_unrelated_does_not(copydetect_dev, tmp_path):
     # re-scoring lifts the verified pair above a better-scored unverified one
     I = np.array([[1, 0]])
     D = np.array([[0.6, 0.5]])
-    D2, inl = verify_candidates([tmp_path / "copy0.jpg"], [ref, other], D, I, cfg)
+    D2, inl, ok = verify_candidates([tmp_path / "copy0.jpg"], [ref, other], D, I, cfg)
     assert D2[0, 1] > D2[0, 0] and inl[0, 1] == n_copy and D2[0, 0] == 0.6
+    assert cfg.promote == "significant" and ok.tolist() == [[False, True]]
+    # the copy's evidence is far beyond chance, the unrelated photo's is not evidence at all
+    n, lnfa = m.evidence(tmp_path / "copy0.jpg", ref)
+    assert n == n_copy and lnfa < -10, lnfa
+    assert m.evidence(tmp_path / "copy0.jpg", other)[1] > -1
 
 
 def test_bonus_is_bounded_and_thresholded():
@@ -46,3 +57,31 @@ def test_bonus_is_bounded_and_thresholded():
     b = verification_bonus(np.array([0, 11, 12, 20, 10_000]), cfg)
     assert b[0] == b[1] == 0 and 0 < b[2] < b[3] < b[4] < 1
     assert b[3] == 0.5
+
+
+def test_significance_counts_every_pair_of_the_run():
+    # one pair's log10 NFA for one test is -3: evidence when 100 pairs are verified (x2 with the mirrored query:
+    # NFA 0.2), no evidence when 10 000 are (NFA 20): the bound is on chance verifications over the whole run
+    cfg = VerifyConfig()
+    assert cfg.promote == "significant" and cfg.flip
+    inl = np.array([5, -1])
+    lnfa = np.array([-3.0, -50.0])
+    assert has_evidence(inl, lnfa, cfg, tests=100).tolist() == [True, False]  # unverified (-1) never
+    assert has_evidence(inl, lnfa, cfg, tests=10_000).tolist() == [False, False]
+    assert has_evidence(inl, lnfa, VerifyConfig(flip=False), tests=400).tolist() == [True, False]  # 10^-3·400
+    assert has_evidence(inl, lnfa, VerifyConfig(flip=True), tests=600).tolist() == [False, False]  # 10^-3·1200
+    assert has_evidence(inl, lnfa, VerifyConfig(nfa=100.0), tests=10_000).tolist() == [True, False]
+    # tests default to the verified pairs given (one here: NFA 0.002)
+    assert has_evidence(inl, lnfa, cfg).tolist() == [True, False]
+    # the fixed-count rule ignores the NFA
+    old = VerifyConfig(promote="min-inliers", min_inliers=5)
+    assert has_evidence(np.array([5, 4]), np.array([9.0, -99.0]), old).tolist() == [True, False]
+
+
+def test_bonus_goes_to_evidence_only_and_never_lowers_a_score():
+    cfg = VerifyConfig()
+    inl = np.array([[40, 4, -1, 0]])
+    ok = np.array([[True, True, False, False]])
+    b = verification_bonus(inl, cfg, ok)
+    assert b[0, 0] == 40 / 60 and b[0, 1] == 4 / 24 and b[0, 2] == b[0, 3] == 0
+    assert (b >= 0).all()
