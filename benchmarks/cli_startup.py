@@ -6,10 +6,11 @@ Every figure is the wall time (and, in the last tables, the CPU time) of a fresh
 included, median of ``--repeats`` runs with the min–max spread. Reference rows: ``python -c pass``,
 ``python -c "import torch"`` / ``"import faiss"`` / ``"import h5py, numpy, faiss"`` (what a command pays if it
 loads them; the last is the bare scripts' own imports, the floor of a faiss command) and ``import typer`` (the
-command-line library every rkit command loads). Last tables: ``rkit index search`` (5k queries × 50k database
-× 512-D, k=100, generated in a temp folder) and ``rkit index knn`` (50k × 512-D, k=50) against scripts making
-the same calls (h5py read, ``faiss.IndexFlatIP`` add + blocked search, h5py write) on the same files, runs
-alternated; ratio = rkit / bare, per pair.
+command-line library every rkit command loads). Then the fixed cost of a run (a 100-query search, CPU time,
+against the bare script and the bare script plus ``import typer``). Last tables: ``rkit index search`` (5k
+queries × 50k database × 512-D, k=100, generated in a temp folder) and ``rkit index knn`` (50k × 512-D, k=50)
+against scripts making the same calls (h5py read, ``faiss.IndexFlatIP`` add + blocked search, h5py write) on
+the same files, runs alternated; ratio = rkit / bare, per pair.
 
 ``--baseline DIR``: another source tree of rkit (e.g. ``git worktree add ../rkit-main main``) runs in the same
 alternation, so one run shows before and after side by side; its rows say ``(baseline)``.
@@ -219,6 +220,32 @@ def paired(runs: list[tuple[str, list[str], dict, Path]], bare: list[str], env: 
                   f"{statistics.median(ratios):7.3f}×   ({min(ratios):.3f}–{max(ratios):.3f})")
 
 
+def fixed_cost(args, env: dict, trees: list[Rkit], t: Path) -> None:
+    """What a run costs whatever its size: ``index search`` of 100 queries × 1000 × 128-D against the bare script,
+    and the bare script with ``import typer`` added (the command-line library: the part of rkit's start-up no
+    command can skip), CPU time, runs alternated, ``max(9, 3 × repeats)`` each."""
+    py, r = sys.executable, max(9, 3 * args.repeats)
+    write_feats(t / "fx_db.h5", 1000, 128, 6)
+    write_feats(t / "fx_q.h5", 100, 128, 7)
+    files = [str(t / "fx_db.h5"), str(t / "fx_q.h5")]
+    runs = {tr.label: ([*tr.cmd, "-q", "index", "search", "--database", files[0], "--queries", files[1], "-o",
+                        str(t / f"fx{i}.h5"), "-k", "100", "--block-size", "4096"], tr.env, tr.tree)
+            for i, tr in enumerate(trees)}
+    runs["bare faiss script"] = ([py, "-c", BARE, *files, str(t / "fx_bare.h5"), "100", "4096"], env, ROOT)
+    runs["bare faiss script + import typer"] = ([py, "-c", "import typer\n" + BARE, *files, str(t / "fx_bt.h5"),
+                                                 "100", "4096"], env, ROOT)
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(r):
+        for k, (cmd, env_, cwd) in runs.items():
+            cpu[k].append(wall_cpu(cmd, env_, cwd)[1])
+    print()
+    print(f"# fixed cost: index search, 100 queries × 1000 × 128-D, k=100, CPU time, median of {r} alternated runs")
+    bare = statistics.median(cpu["bare faiss script"])
+    for k, v in cpu.items():
+        extra = "" if k == "bare faiss script" else f"   {statistics.median(v) - bare:+.3f} s over the bare script"
+        print(f"{k:48s} {stats(v):>28s}{extra}")
+
+
 def ratios(args, env: dict, trees: list[Rkit]) -> None:
     """Whole commands against bare faiss scripts making the same calls on the same files."""
     import h5py
@@ -231,6 +258,7 @@ def ratios(args, env: dict, trees: list[Rkit]) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
+        fixed_cost(args, env, trees, t)
         print()
         print(f"# index search, {args.queries} queries × {args.database} database × {args.dim}-D, k=100, "
               f"block 4096: whole command vs bare faiss script on the same files, runs alternated")
