@@ -179,9 +179,10 @@ def main() -> None:
     stderr and exit code 2, like every other error of the tool, instead of a framed usage block."""
     usage_errors = _usage_error_types()
     _print_warnings()
-    # ``app`` where it was built already (or replaced, by tests), else only the module of the command run.
-    rkit = globals().get("app") or build_app(command_path(sys.argv[1:]))
     try:
+        # ``app`` where it was built already (or replaced, by tests), else only the command run (Ctrl-C while its
+        # modules load is handled below like one during the run)
+        rkit = globals().get("app") or build_app(command_path(sys.argv[1:]))
         code = rkit(standalone_mode=False)
     except usage_errors as e:
         ctx = getattr(e, "ctx", None)
