@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
 import warnings
@@ -11,19 +12,25 @@ from typing import Annotated
 import typer
 
 from retrievalkit import __version__
+from retrievalkit.cli import coercion
 from retrievalkit.cli.common import interrupted, state
 
-app = typer.Typer(
-    name="rkit",
-    help="retrievalkit: instance-level image retrieval and copy detection as composable stages.\n\n"
-    "Stages exchange HDF5 files:  rkit extract images/ -o feats.h5  →  rkit index search --database db.h5 "
-    "--queries q.h5 -o ranks.h5"
-    "  →  rkit evaluate ranks.h5 --gnd gnd.json",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+coercion.install()  # option values without pydantic (start-up time); typer's own converter where unsure
+
+HELP = ("retrievalkit: instance-level image retrieval and copy detection as composable stages.\n\n"
+        "Stages exchange HDF5 files:  rkit extract images/ -o feats.h5  →  rkit index search --database db.h5 "
+        "--queries q.h5 -o ranks.h5"
+        "  →  rkit evaluate ranks.h5 --gnd gnd.json")
+
+# Each top-level command -> the module ``retrievalkit/cli/<module>.py`` whose ``register(app)`` adds it, in the
+# order of --help. ``rkit CMD ...`` builds only CMD (``build_app``; tests/cli/test_imports.py checks this table
+# against the modules); ``rkit --help``, an unknown name, and ``app`` (tests, docs/cli.md) have them all.
+COMMANDS = {"extract": "extract", "merge": "extract", "whiten": "whiten", "index": "index", "diffuse": "diffuse",
+            "diffuse-prepare": "diffuse", "propagate": "propagate", "evaluate": "evaluate", "sfm-mine": "sfm_mine",
+            "manifold-mine": "manifold_mine", "train": "train", "verify": "verify", "copy-detect": "copy_detect",
+            "show": "show"}
+MODULES = tuple(dict.fromkeys(COMMANDS.values()))
+_ROOT_OPTIONS_WITH_VALUE = ("--threads", "--max-pixels", "--allow-root")
 
 
 def _version(value: bool):
@@ -32,7 +39,6 @@ def _version(value: bool):
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars or tables on stderr.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
@@ -99,20 +105,63 @@ def _torch_threads(n: int) -> None:
     sys.meta_path.insert(0, AfterImportSetThreads())
 
 
-def _register() -> None:
-    # Each module adds its command(s) to ``app``; import order is the order in --help.
-    for mod in ("extract", "whiten", "index", "diffuse", "propagate", "evaluate", "sfm_mine", "manifold_mine",
-                "train", "verify", "copy_detect", "show"):
-        try:
-            m = importlib.import_module(f"retrievalkit.cli.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name == f"retrievalkit.cli.{mod}":
-                continue  # stage not built yet: only working sub-commands are registered
-            raise
-        m.register(app)
+_registered: dict[str, typer.Typer] = {}  # module -> the commands its register() added, once per process
 
 
-_register()
+def _register(target: typer.Typer, modules: tuple[str, ...] = MODULES) -> None:
+    # Each module adds its command(s) to ``target``; import order is the order in --help. A module registers
+    # once per process (its groups are module-level Typers); later apps get copies of the records.
+    for mod in modules:
+        if mod not in _registered:
+            try:
+                m = importlib.import_module(f"retrievalkit.cli.{mod}")
+            except ModuleNotFoundError as e:
+                if e.name == f"retrievalkit.cli.{mod}":
+                    continue  # stage not built yet: only working sub-commands are registered
+                raise
+            m.register(_registered.setdefault(mod, typer.Typer()))
+        target.registered_commands += _registered[mod].registered_commands
+        target.registered_groups += [copy.copy(info) for info in _registered[mod].registered_groups]
+
+
+def build_app(path: list[str] | tuple[str, ...] = ()) -> typer.Typer:
+    """The ``rkit`` command for a command line naming ``path`` (see :func:`command_path`): only the module of
+    ``path[0]``, and of its group only the command ``path[1]``; every command where ``path`` names none."""
+    new = typer.Typer(name="rkit", help=HELP, no_args_is_help=True, add_completion=False,
+                      pretty_exceptions_show_locals=False, context_settings={"help_option_names": ["-h", "--help"]})
+    new.callback()(_root)
+    _register(new, (COMMANDS[path[0]],) if path and path[0] in COMMANDS else MODULES)
+    if len(path) >= 2:
+        for info in new.registered_groups:  # copies: the module's group itself is not changed
+            group = info.typer_instance
+            only = [c for c in group.registered_commands if c.name == path[1]]
+            if info.name == path[0] and only and not group.registered_groups:
+                info.typer_instance = copy.copy(group)
+                info.typer_instance.registered_commands = only
+    return new
+
+
+def __getattr__(name: str):
+    """``app``: the whole command line (every command), built on first use and kept."""
+    if name == "app":
+        globals()["app"] = built = build_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def command_path(args: list[str]) -> list[str]:
+    """The command a command line runs, past the root options: ``[CMD]`` or ``[CMD, SUB]`` (the word after CMD, if
+    any), or ``[]`` where it asks for rkit's own help (``rkit``, ``rkit --help``: the listing of every command)."""
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-h", "--help", "--") or (a.startswith("-") and not a.startswith("--") and "h" in a):
+            return []
+        if a.startswith("-"):
+            i += 2 if a in _ROOT_OPTIONS_WITH_VALUE else 1
+            continue
+        return [a, args[i + 1]] if i + 1 < len(args) and not args[i + 1].startswith("-") else [a]
+    return []
 
 
 def _usage_error_types() -> tuple[type, ...]:
@@ -131,7 +180,10 @@ def main() -> None:
     usage_errors = _usage_error_types()
     _print_warnings()
     try:
-        code = app(standalone_mode=False)
+        # ``app`` where it was built already (or replaced, by tests), else only the command run (Ctrl-C while its
+        # modules load is handled below like one during the run)
+        rkit = globals().get("app") or build_app(command_path(sys.argv[1:]))
+        code = rkit(standalone_mode=False)
     except usage_errors as e:
         ctx = getattr(e, "ctx", None)
         if type(e).__name__ == "NoArgsIsHelpError":  # bare ``rkit`` or ``rkit index``: the help is the answer

@@ -3,19 +3,45 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from retrievalkit.devices import resolve_device as resolve_device  # re-exported: every command resolves --device here
 from retrievalkit.errors import RkitError, UsageError
 
-err_console = Console(stderr=True, highlight=False)
+
+def _err_console():
+    """rich's console on stderr, made (and rich imported) on first use: a quiet run never loads rich."""
+    console = globals().get("err_console")
+    if console is None:
+        from rich.console import Console
+
+        console = globals()["err_console"] = Console(stderr=True, highlight=False)
+    return console
+
+
+def _stderr_is_terminal() -> bool:
+    """``err_console.is_terminal``, without importing rich where the answer is plainly no (stderr is no terminal
+    and none of the variables rich reads to override that is set)."""
+    if "err_console" not in globals() and not any(v in os.environ for v in ("TTY_COMPATIBLE", "FORCE_COLOR")):
+        isatty = getattr(sys.stderr, "isatty", None)
+        try:
+            if isatty is None or not isatty():
+                return False
+        except ValueError:  # closed stream
+            return False
+    return _err_console().is_terminal
+
+
+def __getattr__(name: str):
+    if name == "err_console":  # ``from retrievalkit.cli.common import err_console``
+        return _err_console()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -29,7 +55,7 @@ state = State()
 
 
 def fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    _err_console().print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -60,15 +86,22 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def _bars():
+    """rich's progress display on stderr (rich imported here: only a run that draws bars loads it)."""
+    from rich import progress as p
+
+    return p.Progress(p.TextColumn("[bold]{task.description}"), p.BarColumn(), p.MofNCompleteColumn(),
+                      p.TimeElapsedColumn(), p.TimeRemainingColumn(), console=_err_console(), transient=False)
+
+
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """Yield an ``advance(n)`` callback drawing a rich bar on stderr (silent with -q or off a terminal)."""
-    enabled = not state.quiet and err_console.is_terminal
+    enabled = not state.quiet and _stderr_is_terminal()
     if not enabled:
         yield lambda n=1: None
         return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False) as prog:
+    with _bars() as prog:
         task = prog.add_task(description, total=total)
         yield lambda n=1: prog.advance(task, n)
 
@@ -77,11 +110,10 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
 def phase_bars() -> Iterator[tuple[Callable[[int], None], Callable[[str, int], None]]]:
     """Yield ``(advance(n), on_phase(description, total))`` for a stage with several phases: each phase gets
     its own bar on stderr (silent with -q or off a terminal); ``advance`` moves the current one."""
-    if state.quiet or not err_console.is_terminal:
+    if state.quiet or not _stderr_is_terminal():
         yield (lambda n=1: None), (lambda description, total: None)
         return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False) as prog:
+    with _bars() as prog:
         current: list = []
 
         def on_phase(description: str, total: int) -> None:
@@ -96,7 +128,7 @@ def phase_bars() -> Iterator[tuple[Callable[[int], None], Callable[[str, int], N
 
 def info(message: str) -> None:
     if not state.quiet:
-        err_console.print(message, markup=True, soft_wrap=True)
+        _err_console().print(message, markup=True, soft_wrap=True)
 
 
 def parse_floats(text: str | None, option: str) -> list[float] | None:

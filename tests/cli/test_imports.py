@@ -1,4 +1,7 @@
-"""Commands import only what they use: no torch for `--help` or for the commands that run on numpy and faiss.
+"""Commands import only what they use: no torch for `--help` or for the commands that run on numpy and faiss, no
+pydantic anywhere (typer's option converter: retrievalkit/cli/coercion.py), and for `index search` / `index knn`
+nothing but their own command module, numpy, h5py and faiss (benchmarks/cli_startup.py times them against bare
+faiss scripts).
 
 Each command runs through the real entry point (``retrievalkit.cli.app.main``) in a fresh interpreter; the
 heavy modules in ``sys.modules`` after it are the held import set.
@@ -16,7 +19,8 @@ from retrievalkit.io import Features, Ranks, write_features, write_ranks
 from retrievalkit.io.locals import pack_locals, write_locals
 from tests.conftest import ROOT
 
-HEAVY = ("torch", "faiss", "cv2", "matplotlib", "scipy", "h5py")
+HEAVY = ("torch", "faiss", "cv2", "matplotlib", "scipy", "h5py", "pydantic")
+WATCHED = (*HEAVY, "rich", "sklearn", "PIL")
 
 # Runs each argument list (a JSON list of lists) through rkit's main() in this one process and prints, per
 # command, its exit code and which HEAVY modules were loaded once it had finished.
@@ -31,9 +35,10 @@ for args in json.loads(sys.argv[1]):
         code = 0
     except SystemExit as e:
         code = e.code
-    out.append({"args": args, "code": code, "loaded": [m for m in HEAVY if m in sys.modules]})
+    out.append({"args": args, "code": code, "loaded": [m for m in WATCHED if m in sys.modules],
+                "cli": sorted(m for m in sys.modules if m.startswith("retrievalkit.cli."))})
 sys.stderr.write("RESULT " + json.dumps(out) + "\\n")
-""".replace("HEAVY", repr(HEAVY))
+""".replace("WATCHED", repr(WATCHED))
 
 
 def run_in_one_process(commands: list[list[str]]) -> list[dict]:
@@ -113,8 +118,59 @@ def test_faiss_and_numpy_commands_never_load_torch(files):
                 "asmk.h5", "asmk.ranks.h5"):
         assert (d / out).is_file(), out  # the commands really ran
     assert "faiss" in results[0]["loaded"]  # the search ran on faiss ...
-    for m in ("torch", "cv2", "matplotlib"):  # ... and nothing here decodes images, plots or runs a network
+    for m in ("torch", "cv2", "matplotlib", "pydantic"):  # ... nothing here decodes images, plots or runs a network
         assert first_loading(results, m) is None, f"`rkit {' '.join(first_loading(results, m))}` imports {m}"
+
+
+# What `rkit index search|knn` may load of rkit's command line: the entry point, the shared helpers, and the index
+# commands' module (which registers the other index commands' modules; their stages are imported when they run).
+INDEX_CLI = {"retrievalkit.cli.app", "retrievalkit.cli.common", "retrievalkit.cli.coercion",
+             "retrievalkit.cli.options", "retrievalkit.cli.index", "retrievalkit.cli.index_asmk",
+             "retrievalkit.cli.index_build"}
+
+
+@pytest.mark.parametrize("command", ["search", "knn"])
+def test_index_search_and_knn_load_their_command_only(files, command):
+    """A quiet `index search` / `index knn` loads no other command's module, no rich (no bars or tables with -q)
+    and no pydantic: what the bare faiss script does not load is start-up cost (docs/performance.md)."""
+    d, _ = files
+    args = {"search": ["--database", d / "db.h5", "--queries", d / "q.h5", "-o", d / "ranks.lean.h5", "-k", "5"],
+            "knn": [d / "db.h5", "-o", d / "knn.lean.h5", "-k", "5"]}[command]
+    (result,) = run_in_one_process([[str(a) for a in ["-q", "--threads", "1", "index", command, *args]]])
+    assert result["code"] == 0 and (d / args[args.index("-o") + 1]).is_file()
+    assert set(result["loaded"]) == {"faiss", "h5py"}, result["loaded"]
+    assert set(result["cli"]) <= INDEX_CLI and "retrievalkit.cli.index" in result["cli"], result["cli"]
+
+
+def test_command_table_matches_the_command_modules():
+    """``COMMANDS`` (which module registers which command, for building only the command run) is complete and
+    right: each name's module registers it, and all modules together register exactly the names of the table."""
+    import typer
+
+    from retrievalkit.cli.app import COMMANDS, build_app
+
+    every = typer.main.get_command(build_app()).commands
+    assert set(every) == set(COMMANDS)
+    for name, module in COMMANDS.items():
+        alone = typer.main.get_command(build_app([name])).commands
+        assert name in alone and {COMMANDS[n] for n in alone} == {module}, (name, sorted(alone))
+    index = typer.main.get_command(build_app(["index", "knn"])).commands["index"].commands
+    assert list(index) == ["knn"]  # of a group, only the command run is built ...
+    assert len(typer.main.get_command(build_app(["index"])).commands["index"].commands) == len(every["index"].commands)
+    assert len(typer.main.get_command(build_app(["index", "knnn"])).commands["index"].commands) > 1  # ... if named
+
+
+@pytest.mark.parametrize("argv,path", [
+    ([], []), (["--help"], []), (["-qh", "index"], []), (["-q", "--help", "index"], []),
+    (["index"], ["index"]), (["index", "--help"], ["index"]), (["index", "search", "-k", "5"], ["index", "search"]),
+    (["-q", "--threads", "1", "index", "knn", "db.h5"], ["index", "knn"]),
+    (["--threads=2", "evaluate", "r.h5"], ["evaluate", "r.h5"]), (["--allow-root", "index", "extract"], ["extract"]),
+    (["--max-pixels", "100", "whiten", "apply", "f.h5"], ["whiten", "apply"]),
+])
+def test_command_path_skips_root_options(argv, path):
+    from retrievalkit.cli.app import command_path
+
+    assert command_path(argv) == path
 
 
 def test_rkit_process_of_index_search_imports_no_torch(files):
