@@ -93,7 +93,7 @@ def test_extract_local_defaults(monkeypatch, demo_dir, tmp):
     (["index", "search", "--database", "{a}", "--queries", "{b}"], "retrievalkit.search.stages", "search",
      SearchConfig, None),
     (["index", "knn", "{a}"], "retrievalkit.search.stages", "knn", KnnConfig, None),
-    (["index", "fuse", "{a}", "{b}"], "retrievalkit.search.fusion", "fuse_ranks_files", FuseConfig, {"top_k": "k"}),
+    (["index", "fuse", "{a}", "{b}"], "retrievalkit.search.fusion", "fuse_ranks_files", FuseConfig, None),
     (["whiten", "{a}"], "retrievalkit.whiten.stage", "learn_whitening", WhitenConfig,
      {"method": "method", "dim": "dim", "shrinkage": "shrinkage", "power": "power"}),
     (["whiten", "apply", "{a}", "--whitening", "{b}"], "retrievalkit.whiten.stage", "apply_whitening_file",
@@ -123,13 +123,11 @@ def test_asmk_defaults(monkeypatch, tmp):
     monkeypatch.setattr(locals_io, "count_locals", lambda path: (3, 0, 0))
     seen = _capture(monkeypatch, "retrievalkit.search.asmk", "build_asmk")
     _run("index", "asmk", tmp / "a.h5", "-o", tmp / "o.h5")
-    mapping = {"codebook_size": "codebook_size", "ma": "ma", "block_size": "chunk", "iters": "niter", "seed": "seed"}
-    assert _pick(seen["kwargs"], mapping) == _defaults(AsmkConfig, mapping)
+    assert _config(seen, AsmkConfig) == AsmkConfig()
     monkeypatch.setattr(locals_io, "read_locals", lambda path: types.SimpleNamespace(counts=lambda: np.ones(3)))
     seen = _capture(monkeypatch, "retrievalkit.search.asmk", "search_asmk_files")
     _run("index", "search-asmk", "--database", tmp / "a.h5", "--queries", tmp / "b.h5", "-o", tmp / "o.h5")
-    mapping = {"top_k": "k", "ma": "ma", "alpha": "alpha", "tau": "tau"}
-    assert _pick(seen["kwargs"], mapping) == _defaults(AsmkSearchConfig, mapping)
+    assert _config(seen, AsmkSearchConfig) == AsmkSearchConfig()
 
 
 def test_diffuse_defaults(monkeypatch, tmp):
@@ -206,8 +204,6 @@ def test_library_functions_take_the_configs_defaults():
     from retrievalkit.extract.local_desc import extract_local
     from retrievalkit.mining.manifold import manifold_mine
     from retrievalkit.mining.sfm import sfm_mine
-    from retrievalkit.search.asmk import build_asmk, search_asmk_files
-    from retrievalkit.search.fusion import fuse_ranks_files
     from retrievalkit.verify.rerank import verify_ranks
     from retrievalkit.whiten.stage import apply_whitening_file, learn_whitening
 
@@ -217,10 +213,6 @@ def test_library_functions_take_the_configs_defaults():
         (extract_local, LocalExtractConfig, {"method": "method", "model": "model", "weights": "weights",
                                              "layer": "layer", "size": "size", "scales": "scales",
                                              "max_features": "max_features", "dim": "pca_dim", "half": "half"}),
-        (build_asmk, AsmkConfig, {"codebook_size": "codebook_size", "ma": "ma", "block_size": "chunk",
-                                  "iters": "niter", "seed": "seed"}),
-        (search_asmk_files, AsmkSearchConfig, {"top_k": "k", "ma": "ma", "alpha": "alpha", "tau": "tau"}),
-        (fuse_ranks_files, FuseConfig, {"top_k": "k"}),
         (learn_whitening, WhitenConfig, {"method": "method", "dim": "dim", "shrinkage": "shrinkage",
                                          "power": "power"}),
         (apply_whitening_file, ApplyWhiteningConfig, {"dim": "dim"}),
