@@ -102,10 +102,7 @@ def test_extract_local_defaults(monkeypatch, demo_dir, tmp):
     (["propagate", "{a}", "--labels", "{b}"], "retrievalkit.diffusion.propagation_stage", "propagate",
      PropagationConfig, None),
     (["manifold-mine", "{a}", "--graph", "{b}"], "retrievalkit.mining.manifold", "manifold_mine",
-     ManifoldMineConfig, {"method": "method", "anchors": "n_anchors", "k_pos": "k_pos", "k_neg": "k_neg",
-                          "max_pos": "max_pos", "max_neg": "max_neg", "gamma": "gamma", "alpha": "alpha",
-                          "iters": "iters", "graph_k": "graph_k", "mutual": "mutual", "block_size": "batch",
-                          "seed": "seed"}),
+     ManifoldMineConfig, None),
 ])
 def test_stage_defaults(monkeypatch, tmp, argv, module, fn, cls, mapping):
     seen = _capture(monkeypatch, module, fn)
@@ -202,7 +199,6 @@ def _signature_defaults(fn, mapping: dict[str, str]) -> dict:
 def test_library_functions_take_the_configs_defaults():
     from retrievalkit.extract.global_desc import extract_global
     from retrievalkit.extract.local_desc import extract_local
-    from retrievalkit.mining.manifold import manifold_mine
     from retrievalkit.mining.sfm import sfm_mine
     from retrievalkit.verify.rerank import verify_ranks
 
@@ -212,11 +208,6 @@ def test_library_functions_take_the_configs_defaults():
         (extract_local, LocalExtractConfig, {"method": "method", "model": "model", "weights": "weights",
                                              "layer": "layer", "size": "size", "scales": "scales",
                                              "max_features": "max_features", "dim": "pca_dim", "half": "half"}),
-        (manifold_mine, ManifoldMineConfig, {"method": "method", "anchors": "n_anchors", "k_pos": "k_pos",
-                                             "k_neg": "k_neg", "max_pos": "max_pos", "max_neg": "max_neg",
-                                             "gamma": "gamma", "alpha": "alpha", "iters": "iters",
-                                             "graph_k": "graph_k", "mutual": "mutual", "block_size": "batch",
-                                             "seed": "seed"}),
         (sfm_mine, SfmMineConfig, {f: f for f in ("positive", "per_query", "min_overlap", "max_scale", "min_shared",
                                                   "negatives", "val_fraction", "seed", "model", "size",
                                                   "cluster_threshold", "retry_failed")} | {"graph_k": "cluster_k"}),
