@@ -104,3 +104,12 @@ class LocalExtractConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class MergeConfig:
+    """``rkit merge``: no settings (the shards' own settings must agree); here so that every stage has the one
+    shape ``stage(inputs..., output, config=None, *, progress=None)``."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
