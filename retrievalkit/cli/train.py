@@ -226,9 +226,10 @@ def import_cmd(
 
     Example: rkit train import-cirtorch retrieval-SfM-120k.pkl --images data/train/retrieval-SfM-120k/ims -o t.h5
     """
+    from retrievalkit.configs.train import CirtorchImportConfig
     from retrievalkit.train.cirtorch_import import import_cirtorch
 
-    echo_path(import_cirtorch(pkl, output, images, val=val, layout=layout))
+    echo_path(import_cirtorch(pkl, output, CirtorchImportConfig(val=val, layout=layout), image_root=images))
 
 
 def register(app: typer.Typer) -> None:

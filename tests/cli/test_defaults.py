@@ -182,13 +182,14 @@ def test_copy_detect_defaults(monkeypatch, tmp):
 
 
 def test_import_cirtorch_defaults(monkeypatch, tmp):
+    from retrievalkit.configs.train import CirtorchImportConfig
     from retrievalkit.train.cirtorch_import import import_cirtorch
 
     sig = inspect.signature(import_cirtorch).parameters
     seen = _capture(monkeypatch, "retrievalkit.train.cirtorch_import", "import_cirtorch")
     _run("train", "import-cirtorch", tmp / "t.pkl", "-o", tmp / "t.h5")
-    assert seen["args"][2] == sig["image_root"].default
-    assert {k: seen["kwargs"][k] for k in ("val", "layout")} == {k: sig[k].default for k in ("val", "layout")}
+    assert seen["kwargs"]["image_root"] == sig["image_root"].default
+    assert _config(seen, CirtorchImportConfig) == CirtorchImportConfig()
 
 
 def _signature_defaults(fn, mapping: dict[str, str]) -> dict:
