@@ -127,6 +127,7 @@ def channels_last_copy(net):
 
 
 def main_table(args, names, net, tensors):
+    from retrievalkit.configs.extract import GlobalExtractConfig
     from retrievalkit.extract.allocator import retained_heap
     from retrievalkit.extract.global_desc import extract_global
 
@@ -139,8 +140,8 @@ def main_table(args, names, net, tensors):
                 best_fwd = min(best_fwd, forward_only(net, names, tensors, bs, channels_last=True))
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
-                extract_global(args.images, Path(tmp) / "f.h5", model=args.model, size=args.size, device="cpu",
-                               batch_size=bs, workers=args.workers)
+                extract_global(args.images, Path(tmp) / "f.h5", GlobalExtractConfig(
+                    model=args.model, size=args.size, batch_size=bs, workers=args.workers), device="cpu")
                 best_ext = min(best_ext, time.perf_counter() - t0)
         n = len(names)
         print(f"{'forward pass only (limit)':<34}{bs:>6}{n / best_fwd:>11.2f}{1.0:>8.2f}")
@@ -151,6 +152,7 @@ def main_table(args, names, net, tensors):
 def configs_table(args, names, net, tensors):
     import torch
 
+    from retrievalkit.configs.extract import GlobalExtractConfig
     from retrievalkit.extract.allocator import retained_heap
     from retrievalkit.extract.global_desc import extract_global
 
@@ -171,8 +173,8 @@ def configs_table(args, names, net, tensors):
             for _ in range(args.repeat):
                 with tempfile.TemporaryDirectory() as tmp:
                     t0 = time.perf_counter()
-                    extract_global(args.images, Path(tmp) / "f.h5", model=args.model, size=args.size,
-                                   device="cpu", batch_size=bs, workers=w)
+                    extract_global(args.images, Path(tmp) / "f.h5", GlobalExtractConfig(
+                        model=args.model, size=args.size, batch_size=bs, workers=w), device="cpu")
                     best = min(best, time.perf_counter() - t0)
             row += f"{len(names) / best:>12.2f}"
         print(row, flush=True)

@@ -192,7 +192,7 @@ def _extract_global(cfg: GlobalExtractConfig, inputs: dict, output: Path, resume
     failures: list[str] = []
 
     def run(shard_, output_, device_, progress_):
-        return extract_global(inputs["images"], output_, **cfg.to_dict(), device=device_,
+        return extract_global(inputs["images"], output_, cfg, device=device_,
                               list_file=inputs["list_file"], gnd=inputs["gnd"], split=inputs["split"],
                               use_boxes=inputs["use_boxes"], resume=resume, shard=shard_, progress=progress_,
                               on_failure=_on_failure(inputs["images"], failures))

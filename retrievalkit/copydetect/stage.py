@@ -328,11 +328,13 @@ def extract_reference_shard(references: str | os.PathLike, output: str | os.Path
                             cfg: CopyDetectConfig, progress: Callable[[int], None] | None = None,
                             on_failure: Callable[[str, str], None] | None = None) -> Path:
     """Describe shard I of N of a reference folder (``rkit extract``'s shard logic); join with ``rkit merge``."""
+    from retrievalkit.configs.extract import GlobalExtractConfig
     from retrievalkit.extract.global_desc import extract_global
 
-    return extract_global(references, output, model=cfg.model, weights=cfg.weights, size=cfg.size,
-                          scales=cfg.scales, device=cfg.device, workers=cfg.workers, shard=shard,
-                          progress=progress, on_failure=on_failure)
+    settings = GlobalExtractConfig(model=cfg.model, weights=cfg.weights, size=cfg.size, scales=cfg.scales,
+                                   workers=cfg.workers)
+    return extract_global(references, output, settings, device=cfg.device, shard=shard, progress=progress,
+                          on_failure=on_failure)
 
 
 __all__: Sequence[str] = ["Candidates", "CopyDetectConfig", "Side", "aggregate_views", "copy_detect",

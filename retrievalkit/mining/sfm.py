@@ -71,7 +71,10 @@ def _descriptors_for(images: Path, names: list[str], features: str | os.PathLike
                 fh.write("\n".join(names) + "\n")
                 lst = fh.name
             try:
-                extract_global(images, out, model=model, size=size, device=device, list_file=lst, workers=0)
+                from retrievalkit.configs.extract import GlobalExtractConfig
+
+                extract_global(images, out, GlobalExtractConfig(model=model, size=size, workers=0), device=device,
+                               list_file=lst)
             finally:
                 os.unlink(lst)
         features = out

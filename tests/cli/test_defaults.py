@@ -76,8 +76,7 @@ def tmp(tmp_path):
 def test_extract_global_defaults(monkeypatch, demo_dir, tmp):
     seen = _capture(monkeypatch, "retrievalkit.extract.global_desc", "extract_global")
     _run("extract", demo_dir / "images", "-o", tmp / "o.h5")
-    fields = [f.name for f in dataclasses.fields(GlobalExtractConfig)]
-    assert _pick(seen["kwargs"], {f: f for f in fields}) == dataclasses.asdict(GlobalExtractConfig())
+    assert _config(seen, GlobalExtractConfig) == GlobalExtractConfig()
     assert seen["kwargs"]["resume"] is False and seen["kwargs"]["shard"] is None
 
 
@@ -198,13 +197,10 @@ def _signature_defaults(fn, mapping: dict[str, str]) -> dict:
 
 
 def test_library_functions_take_the_configs_defaults():
-    from retrievalkit.extract.global_desc import extract_global
     from retrievalkit.extract.local_desc import extract_local
     from retrievalkit.mining.sfm import sfm_mine
 
-    g = [f.name for f in dataclasses.fields(GlobalExtractConfig)]
     cases = [
-        (extract_global, GlobalExtractConfig, {f: f for f in g}),
         (extract_local, LocalExtractConfig, {"method": "method", "model": "model", "weights": "weights",
                                              "layer": "layer", "size": "size", "scales": "scales",
                                              "max_features": "max_features", "dim": "pca_dim", "half": "half"}),
