@@ -79,6 +79,8 @@ class LocalExtractConfig:
             backbone has it; dsm: head, the last convolutional map).
         size: longer image side in pixels (0 or None: original size). scales: deep: pyramid scales.
         max_features: local features kept per image. dim: deep: PCA-whitened dimension (0: no PCA).
+        pca_images: deep: images whose descriptors learn the PCA when none is given. smooth: deep: smooth the
+            attention map before selecting features. dsm_channels: dsm: strongest channels searched for blobs.
         half: store float16.
     """
 
@@ -90,10 +92,15 @@ class LocalExtractConfig:
     scales: tuple[float, ...] = LOCAL_SCALES
     max_features: int = 1000
     dim: int = 128
+    pca_images: int = 200
+    smooth: bool = True
+    dsm_channels: int = DSM_CHANNELS
     half: bool = False
 
     def __post_init__(self) -> None:
         self.scales = tuple(float(s) for s in self.scales)
+        at_least("pca_images", self.pca_images, 0)
+        at_least("dsm_channels", self.dsm_channels, 1)
         one_of("local_method", self.method, LOCAL_METHODS)
         one_of("local_layer", self.layer, LOCAL_LAYERS)
         _check_size(self.size)

@@ -3,7 +3,6 @@ stage's config dataclass, and the library functions' own keyword defaults are th
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import types
 from pathlib import Path
@@ -83,9 +82,7 @@ def test_extract_global_defaults(monkeypatch, demo_dir, tmp):
 def test_extract_local_defaults(monkeypatch, demo_dir, tmp):
     seen = _capture(monkeypatch, "retrievalkit.extract.local_desc", "extract_local")
     _run("extract", demo_dir / "images", "--local", "-o", tmp / "o.h5")
-    mapping = {"method": "method", "model": "model", "weights": "weights", "layer": "layer", "size": "size",
-               "scales": "scales", "max_features": "max_features", "dim": "pca_dim", "half": "half"}
-    assert _pick(seen["kwargs"], mapping) == dataclasses.asdict(LocalExtractConfig())
+    assert _config(seen, LocalExtractConfig) == LocalExtractConfig()
 
 
 @pytest.mark.parametrize("argv,module,fn,cls,mapping", [
@@ -197,13 +194,9 @@ def _signature_defaults(fn, mapping: dict[str, str]) -> dict:
 
 
 def test_library_functions_take_the_configs_defaults():
-    from retrievalkit.extract.local_desc import extract_local
     from retrievalkit.mining.sfm import sfm_mine
 
     cases = [
-        (extract_local, LocalExtractConfig, {"method": "method", "model": "model", "weights": "weights",
-                                             "layer": "layer", "size": "size", "scales": "scales",
-                                             "max_features": "max_features", "dim": "pca_dim", "half": "half"}),
         (sfm_mine, SfmMineConfig, {f: f for f in ("positive", "per_query", "min_overlap", "max_scale", "min_shared",
                                                   "negatives", "val_fraction", "seed", "model", "size",
                                                   "cluster_threshold", "retry_failed")} | {"graph_k": "cluster_k"}),
