@@ -169,12 +169,13 @@ def test_copy_detect_defaults(monkeypatch, tmp):
     seen = _capture(monkeypatch, "retrievalkit.copydetect.stage", "copy_detect")
     _run("copy-detect", "--queries", tmp / "dir", "--database", tmp / "dir", "--training", tmp / "dir",
          "-o", tmp / "m.csv")
-    assert seen["args"][5] == CopyDetectConfig().resolved(has_training=True)
+    assert _config(seen, CopyDetectConfig) == CopyDetectConfig().resolved(has_training=True)
     d = CopyDetectConfig()
     assert d.query_views == "full,center,grid" and d.verify is not None and d.verify.top == 10
     _run("copy-detect", "--queries", tmp / "dir", "--database", tmp / "dir", "-o", tmp / "m.csv")
-    assert seen["args"][5] == CopyDetectConfig().resolved(has_training=False)
-    assert seen["args"][5].dim == 0 and seen["args"][5].norm_beta == 0
+    cfg = _config(seen, CopyDetectConfig)
+    assert cfg == CopyDetectConfig().resolved(has_training=False)
+    assert cfg.dim == 0 and cfg.norm_beta == 0
 
 
 def test_import_cirtorch_defaults(monkeypatch, tmp):
