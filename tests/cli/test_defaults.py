@@ -1,5 +1,6 @@
 """One source of defaults: for every stage, `rkit CMD` with no options hands the library exactly the defaults of the
-stage's config dataclass, and the library functions' own keyword defaults are the same values."""
+stage's config dataclass, the values a library call with ``config=None`` uses (tests/test_stages.py checks that
+every stage takes its config so)."""
 
 from __future__ import annotations
 
@@ -45,11 +46,6 @@ def _capture(monkeypatch, module: str, name: str) -> dict:
 def _run(*argv) -> None:
     res = runner.invoke(app, ["-q", *map(str, argv)])
     assert isinstance(res.exception, _Called), res.output
-
-
-def _pick(kwargs: dict, mapping: dict[str, str]) -> dict:
-    """{config field: the value passed as the library argument mapping[field]}."""
-    return {field: kwargs[arg] for field, arg in mapping.items()}
 
 
 def _config(seen: dict, cls):
@@ -105,10 +101,8 @@ def test_stage_defaults(monkeypatch, tmp, argv, module, fn, cls, mapping):
     _run(*[a.format(a=tmp / "a.h5", b=tmp / "b.h5") for a in argv], "-o", tmp / "o.h5")
     if mapping is None:  # the stage takes the config itself
         assert _config(seen, cls) == cls()
-    elif isinstance(mapping, tuple):  # the config's fields that the stage uses
+    else:  # the config's fields that the stage uses
         assert _defaults(cls, mapping) == {f: getattr(_config(seen, cls), f) for f in mapping}
-    else:
-        assert _pick(seen["kwargs"], mapping) == _defaults(cls, mapping)
 
 
 def test_asmk_defaults(monkeypatch, tmp):
@@ -149,20 +143,17 @@ def test_train_defaults(monkeypatch, tmp):
 
 def test_sfm_mine_defaults(monkeypatch, tmp):
     from retrievalkit.mining.colmap import SfmOptions
+    from retrievalkit.mining.sfm import sfm_options
 
     seen = _capture(monkeypatch, "retrievalkit.mining.sfm", "sfm_mine")
     _run("sfm-mine", tmp / "dir", "-o", tmp / "t.h5")
-    kw = seen["kwargs"]
     d = SfmMineConfig()
-    for field in ("positive", "per_query", "min_overlap", "max_scale", "min_shared", "negatives", "val_fraction",
-                  "seed", "model", "size", "cluster_threshold", "retry_failed"):
-        assert kw[field] == getattr(d, field), field
-    assert kw["cluster_k"] == d.graph_k
-    o = kw["options"]
-    assert o == SfmOptions(max_image_size=d.sift_size, max_features=d.max_features, matcher=d.matcher,
-                           overlap=d.overlap, min_model_size=d.min_model_size, relaxed_init=d.relaxed_init,
-                           mapper_trials=d.mapper_trials, timeout=d.timeout, seed=d.seed)
-    assert o == SfmOptions()  # and the reconstruction's own defaults are the same
+    assert _config(seen, SfmMineConfig) == d
+    assert sfm_options(d) == SfmOptions(max_image_size=d.sift_size, max_features=d.max_features, matcher=d.matcher,
+                                        overlap=d.overlap, min_model_size=d.min_model_size,
+                                        relaxed_init=d.relaxed_init, mapper_trials=d.mapper_trials,
+                                        timeout=d.timeout, seed=d.seed)
+    assert sfm_options(d) == SfmOptions()  # and the reconstruction's own defaults are the same
 
 
 def test_copy_detect_defaults(monkeypatch, tmp):
@@ -187,23 +178,6 @@ def test_import_cirtorch_defaults(monkeypatch, tmp):
     _run("train", "import-cirtorch", tmp / "t.pkl", "-o", tmp / "t.h5")
     assert seen["kwargs"]["image_root"] == sig["image_root"].default
     assert _config(seen, CirtorchImportConfig) == CirtorchImportConfig()
-
-
-def _signature_defaults(fn, mapping: dict[str, str]) -> dict:
-    params = inspect.signature(fn).parameters
-    return {field: params[arg].default for field, arg in mapping.items()}
-
-
-def test_library_functions_take_the_configs_defaults():
-    from retrievalkit.mining.sfm import sfm_mine
-
-    cases = [
-        (sfm_mine, SfmMineConfig, {f: f for f in ("positive", "per_query", "min_overlap", "max_scale", "min_shared",
-                                                  "negatives", "val_fraction", "seed", "model", "size",
-                                                  "cluster_threshold", "retry_failed")} | {"graph_k": "cluster_k"}),
-    ]
-    for fn, cls, mapping in cases:
-        assert _signature_defaults(fn, mapping) == _defaults(cls, mapping), fn.__name__
 
 
 def test_help_shows_the_configs_defaults():
