@@ -146,3 +146,26 @@ def test_library_and_cli_write_the_same_files(tmp_path, monkeypatch):
         _same_file(cli / name, lib / name)
     with h5py.File(cli / "s.h5", "r") as f:  # the comparison sees the results (9 kept per query)
         assert f["indices"].shape == (7, 9)
+
+
+def test_readme_python_example_runs(tmp_path, demo_dir, monkeypatch):
+    """The README's Python block, on the demo photos with a tiny network (fast) and outputs under tmp_path."""
+    readme = (ROOT.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    fast = "GlobalExtractConfig(model='tiny-cnn', size=64, workers=0)"
+    assert block.count("GlobalExtractConfig()") == 1 and block.count('"out/') == 3
+    code = block.replace("GlobalExtractConfig()", fast).replace('"out/', f'"{tmp_path}/out/')
+    code = code.replace('"examples/demo', f'"{demo_dir}')
+    printed = []
+    monkeypatch.setattr("builtins.print", printed.append)
+    exec(compile(code, "README.md", "exec"), {})
+    assert (tmp_path / "out" / "gem.h5").is_file()
+    assert len(printed) == 1 and 0 <= printed[0] <= 100  # a Medium mAP, in percent
+
+
+def test_design_table_lists_every_stage():
+    design = (ROOT.parent / "docs" / "DESIGN.md").read_text(encoding="utf-8")
+    for name, s in STAGES.items():
+        row = f"| `{name}` | `{s.command}` | `{s.function.split(':')[0].removeprefix('retrievalkit.')}` | " \
+              f"`{s.config.split(':')[1]}` |"
+        assert row in design, f"docs/DESIGN.md lacks the row of {name}: {row}"
