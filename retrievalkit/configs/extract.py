@@ -1,8 +1,8 @@
 """Settings of ``rkit extract`` (global descriptors) and ``rkit extract --local`` (local features).
 
 These dataclasses are the one place the defaults live: :func:`~retrievalkit.extract.global_desc.extract_global`
-and :func:`~retrievalkit.extract.local_desc.extract_local` take their keyword defaults from them, the presets
-start from them, and the CLI fills only the options a user gave. Values are checked in ``__post_init__``.
+and :func:`~retrievalkit.extract.local_desc.extract_local` take one as ``config`` (None: the defaults), the
+presets start from them, and the CLI fills only the options a user gave. Values are checked in ``__post_init__``.
 """
 
 from __future__ import annotations
