@@ -143,6 +143,7 @@ def channels_last_copy(net):
 
 
 def main_table(args, names, net, tensors):
+    from retrievalkit.configs.extract import GlobalExtractConfig
     from retrievalkit.extract.allocator import retained_heap
     from retrievalkit.extract.global_desc import build_network, extract_global
 
@@ -167,8 +168,8 @@ def main_table(args, names, net, tensors):
             with tempfile.TemporaryDirectory() as tmp:
                 c0 = _cpu_seconds()
                 t0 = time.perf_counter()
-                extract_global(args.images, Path(tmp) / "f.h5", model=args.model, size=args.size, device="cpu",
-                               batch_size=bs, workers=args.workers)
+                extract_global(args.images, Path(tmp) / "f.h5", GlobalExtractConfig(
+                    model=args.model, size=args.size, batch_size=bs, workers=args.workers), device="cpu")
                 best_ext = min(best_ext, time.perf_counter() - t0)
                 ext_cpu = min(ext_cpu, _cpu_seconds() - c0)
         fixed = best_fwd + best_rel + build
@@ -187,6 +188,7 @@ def main_table(args, names, net, tensors):
 def configs_table(args, names, net, tensors):
     import torch
 
+    from retrievalkit.configs.extract import GlobalExtractConfig
     from retrievalkit.extract.allocator import retained_heap
     from retrievalkit.extract.global_desc import extract_global
 
@@ -207,8 +209,8 @@ def configs_table(args, names, net, tensors):
             for _ in range(args.repeat):
                 with tempfile.TemporaryDirectory() as tmp:
                     t0 = time.perf_counter()
-                    extract_global(args.images, Path(tmp) / "f.h5", model=args.model, size=args.size,
-                                   device="cpu", batch_size=bs, workers=w)
+                    extract_global(args.images, Path(tmp) / "f.h5", GlobalExtractConfig(
+                        model=args.model, size=args.size, batch_size=bs, workers=w), device="cpu")
                     best = min(best, time.perf_counter() - t0)
             row += f"{len(names) / best:>12.2f}"
         print(row, flush=True)

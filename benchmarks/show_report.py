@@ -111,12 +111,12 @@ def main() -> None:
             out = tmp / f"report{nq}.html"
             cfg = ShowConfig()
             t = time.perf_counter()
-            build_ranks_report([ranks], out, tmp, gnd, cfg)
+            build_ranks_report([ranks], tmp, out, cfg, gnd_path=gnd)
             cold = time.perf_counter() - t
             warm = []
             for _ in range(args.repeats):
                 t = time.perf_counter()
-                build_ranks_report([ranks], out, tmp, gnd, cfg)
+                build_ranks_report([ranks], tmp, out, cfg, gnd_path=gnd)
                 warm.append(time.perf_counter() - t)
             draw, wall = [], []
             for _ in range(args.repeats if has_browser else 0):

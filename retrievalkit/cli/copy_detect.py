@@ -148,8 +148,8 @@ def copy_detect_cmd(
                               soft_wrap=True)
 
         with progress_bar("describe database", None) as adv:
-            echo_path(extract_reference_shard(database, database_features, parse_shard(shard), cfg, progress=adv,
-                                              on_failure=on_failure))
+            echo_path(extract_reference_shard(database, database_features, cfg, shard=parse_shard(shard),
+                                              progress=adv, on_failure=on_failure))
         return
     refuse_inapplicable("copy-detect without --shard", {"--database-features": database_features})
     if queries is None:
@@ -169,11 +169,12 @@ def copy_detect_cmd(
         info("[yellow]note:[/] no --training: score normalisation and PCA-whitening are off")
 
     with phase_bars() as (advance, on_phase):
-        csv_path, h5_path = copy_detect(queries, database, training, output, descriptors, cfg, progress=advance,
-                                        on_phase=on_phase, index=index or None, log=info)
-    for p in (csv_path, h5_path):
-        if p is not None:
-            echo_path(p)
+        out = copy_detect(queries, database, output, cfg, training=training, descriptors=descriptors,
+                          index=index or None, progress=advance, on_phase=on_phase, log=info)
+    if output is not None:
+        echo_path(out)
+    if descriptors is not None:
+        echo_path(out if output is None else Path(descriptors))
 
 
 _RENAMED = {"--references": "--database", "--pca-dim": "--dim", "--pca-shrink": "--shrinkage",

@@ -99,8 +99,8 @@ def diffuse_cmd(
                        dba_k=dba_k))
     dev = resolve_device(device)
     with progress_bar(f"diffuse ({cfg.method})", None) as adv:
-        out = diffuse(database, queries, output, graph=graph, spectral=spectral, config=cfg, device=dev, progress=adv,
-                      index=index or None, log=info)
+        out = diffuse(database, queries, output, cfg, graph=graph, spectral=spectral, index=index or None,
+                      device=dev, progress=adv, log=info)
     echo_path(out)
 
 
@@ -159,8 +159,7 @@ def prepare_cmd(
     cfg = config_from_options(DiffusionConfig, method="spectral", rank=rank, graph_k=graph_k, mutual=mutual,
                               gamma=gamma)
     info("computing eigenpairs (Lanczos) ...")
-    out = prepare_spectral(database, output, graph=graph, rank=cfg.rank, graph_k=cfg.graph_k, mutual=cfg.mutual,
-                           gamma=cfg.gamma, device=resolve_device(device))
+    out = prepare_spectral(database, output, cfg, graph=graph, device=resolve_device(device))
     echo_path(out)
 
 

@@ -168,10 +168,9 @@ def _extract_local(cfg: LocalExtractConfig, inputs: dict, output: Path, pca: Pat
     failures: list[str] = []
     with progress_bar("extract --local", e - s) as adv:
         out = extract_local(
-            inputs["images"], output, method=cfg.method, model=cfg.model, weights=cfg.weights, layer=cfg.layer,
-            size=cfg.size, scales=cfg.scales, max_features=cfg.max_features, pca=pca, pca_dim=cfg.dim,
-            gnd=inputs["gnd"], split=inputs["split"], use_boxes=inputs["use_boxes"], list_file=inputs["list_file"],
-            shard=sh, device=dev, half=cfg.half, progress=adv, on_failure=_on_failure(inputs["images"], failures))
+            inputs["images"], output, cfg, pca=pca, list_file=inputs["list_file"], gnd=inputs["gnd"],
+            split=inputs["split"], use_boxes=inputs["use_boxes"], shard=sh, device=dev, progress=adv,
+            on_failure=_on_failure(inputs["images"], failures))
     _finish(out, failures)
 
 
@@ -192,7 +191,7 @@ def _extract_global(cfg: GlobalExtractConfig, inputs: dict, output: Path, resume
     failures: list[str] = []
 
     def run(shard_, output_, device_, progress_):
-        return extract_global(inputs["images"], output_, **cfg.to_dict(), device=device_,
+        return extract_global(inputs["images"], output_, cfg, device=device_,
                               list_file=inputs["list_file"], gnd=inputs["gnd"], split=inputs["split"],
                               use_boxes=inputs["use_boxes"], resume=resume, shard=shard_, progress=progress_,
                               on_failure=_on_failure(inputs["images"], failures))

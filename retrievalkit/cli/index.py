@@ -64,7 +64,7 @@ def search_cmd(
     q = pick("--queries", queries, queries_pos)
     dev = resolve_device(device)
     with progress_bar("search", None) as adv:
-        out = search(db, q, output, k=cfg.top_k, device=dev, block=cfg.block_size, progress=adv)
+        out = search(db, q, output, cfg, device=dev, progress=adv)
     echo_path(out)
 
 
@@ -115,7 +115,7 @@ def knn_cmd(
 
     dev = resolve_device(device)
     with progress_bar("knn", None) as adv:
-        out = knn(db, output, k=cfg.top_k, device=dev, block=cfg.block_size, progress=adv)
+        out = knn(db, output, cfg, device=dev, progress=adv)
     echo_path(out)
 
 

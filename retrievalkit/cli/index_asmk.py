@@ -53,9 +53,7 @@ def asmk_cmd(
     sh = parse_shard(shard)
     n, _, _ = count_locals(database)
     with progress_bar("asmk", n) as adv:
-        out = build_asmk(database, output, codebook_size=cfg.codebook_size, codebook=codebook, train=training,
-                         ma=cfg.ma, chunk=cfg.block_size, shard=sh, niter=cfg.iters, seed=cfg.seed,
-                         codebooks=cfg.codebooks, progress=adv)
+        out = build_asmk(database, output, cfg, codebook=codebook, train=training, shard=sh, progress=adv)
     echo_path(out)
 
 
@@ -92,8 +90,7 @@ def search_asmk_cmd(
     cfg = config_from_options(AsmkSearchConfig, top_k=top_k, ma=ma, alpha=alpha, tau=tau)
     nq, _, _ = count_locals(queries)
     with progress_bar("search-asmk", nq) as adv:
-        out = search_asmk_files(indexes, queries, output, k=cfg.top_k, ma=cfg.ma, alpha=cfg.alpha, tau=cfg.tau,
-                                progress=adv)
+        out = search_asmk_files(indexes, queries, output, cfg, progress=adv)
     empty = int((read_locals(queries).counts() == 0).sum())
     if empty:
         info(f"[yellow]{empty} query image(s) have no local features[/]: their result lists are empty")
@@ -117,7 +114,7 @@ def fuse_cmd(
     from retrievalkit.search.fusion import fuse_ranks_files
 
     cfg = config_from_options(FuseConfig, top_k=top_k)
-    echo_path(fuse_ranks_files(inputs, output, k=cfg.top_k))
+    echo_path(fuse_ranks_files(inputs, output, cfg))
 
 
 def register_index(index_app: typer.Typer) -> None:

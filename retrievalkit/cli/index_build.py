@@ -71,9 +71,9 @@ def merge_cmd(
 
     Example: rkit index merge part.1.h5 part.2.h5 -o db.index.h5 [--on-disk]
     """
-    from retrievalkit.search.index_stages import merge_index
+    from retrievalkit.search.index_stages import IndexMergeConfig, merge_index
 
-    echo_path(merge_index(parts, output, on_disk=on_disk, log=_log))
+    echo_path(merge_index(parts, output, IndexMergeConfig(on_disk=on_disk), log=_log))
 
 
 def search_with_index(index: list[Path], queries: Path | None, database: Path | None, output: Path, k: int,

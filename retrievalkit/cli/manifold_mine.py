@@ -64,10 +64,7 @@ def manifold_mine_cmd(
         refuse_inapplicable("--method manifold (it is an option of --method euclidean)", {"--seed": seed})
     dev = resolve_device(device)
     with progress_bar("manifold-mine anchors", None) as advance:
-        out = manifold_mine(features, graph, output, method=cfg.method, n_anchors=cfg.anchors, k_pos=cfg.k_pos,
-                            k_neg=cfg.k_neg, max_pos=cfg.max_pos, max_neg=cfg.max_neg, gamma=cfg.gamma,
-                            alpha=cfg.alpha, iters=cfg.iters, mutual=cfg.mutual, graph_k=cfg.graph_k,
-                            batch=cfg.block_size, device=dev, seed=cfg.seed, progress=advance)
+        out = manifold_mine(features, graph, output, cfg, device=dev, progress=advance)
     from retrievalkit.io.tuples import read_tuples
 
     t = read_tuples(out)

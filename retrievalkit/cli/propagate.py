@@ -51,7 +51,7 @@ def propagate_cmd(
 
     cfg = config_from_options(PropagationConfig, graph_k=graph_k, mutual=mutual, gamma=gamma, alpha=alpha,
                               iters=iters, tol=tol)
-    out = propagate(features, labels, output, graph=graph, config=cfg, tuples=tuples, device=resolve_device(device))
+    out = propagate(features, labels, output, cfg, graph=graph, tuples=tuples, device=resolve_device(device))
     echo_path(out)
 
 

@@ -112,7 +112,6 @@ def sfm_mine_cmd(
 
     Example: rkit sfm-mine photos/ -o tuples.h5 --models-dir sfm-models/
     """
-    from retrievalkit.mining.colmap import SfmOptions
     from retrievalkit.mining.sfm import sfm_mine
 
     cfg = config_from_options(
@@ -127,10 +126,6 @@ def sfm_mine_cmd(
     if features is not None:
         refuse_inapplicable("sfm-mine --features (the descriptors are given, not extracted)",
                             {"--model": model, "--size": size})
-    opts = SfmOptions(max_image_size=cfg.sift_size, max_features=cfg.max_features, matcher=cfg.matcher,
-                      overlap=cfg.overlap, min_model_size=cfg.min_model_size, relaxed_init=cfg.relaxed_init,
-                      mapper_trials=cfg.mapper_trials, threads=state.threads or SfmOptions.threads, seed=cfg.seed,
-                      timeout=cfg.timeout).check()
     dev = resolve_device(device)
     reports = []
     with progress_bar("sfm-mine scenes", None) as advance:
@@ -140,12 +135,8 @@ def sfm_mine_cmd(
             if r.state == "failed" and not r.reused:
                 info(f"[yellow]skipped[/] {r.scene} ({r.images} images): {r.reason}")
 
-        out = sfm_mine(images, output, models_dir=models_dir, options=opts, positive=cfg.positive,
-                       per_query=cfg.per_query, min_overlap=cfg.min_overlap, max_scale=cfg.max_scale,
-                       min_shared=cfg.min_shared, negatives=cfg.negatives, val_fraction=cfg.val_fraction,
-                       seed=cfg.seed, features=features, model=cfg.model, size=cfg.size, cluster_k=cfg.graph_k,
-                       cluster_threshold=cfg.cluster_threshold, retry_failed=cfg.retry_failed, device=dev,
-                       on_scene=on_scene)
+        out = sfm_mine(images, output, cfg, features=features, models_dir=models_dir, threads=state.threads,
+                       device=dev, on_scene=on_scene)
     _summary(reports)
     echo_path(out)
 

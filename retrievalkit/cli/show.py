@@ -82,7 +82,7 @@ def show_cmd(
         from retrievalkit.show.retrieval import build_ranks_report
 
         with progress_bar("show", len(config.only) or None) as adv:
-            out = build_ranks_report(inputs, output, images, gnd, config, queries_locals=queries,
+            out = build_ranks_report(inputs, images, output, config, gnd_path=gnd, queries_locals=queries,
                                      database_locals=database, progress=adv)
     elif not any(ranks_inputs):
         if len(inputs) != 1:
@@ -96,7 +96,7 @@ def show_cmd(
             raise UsageError("copy detection needs --gnd ground_truth.csv, --queries Q/ and --database R/")
         from retrievalkit.show.copydetect import build_copydetect_report
 
-        out = build_copydetect_report(inputs[0], output, gnd, queries, database, config)
+        out = build_copydetect_report(inputs[0], gnd, queries, database, output, config)
     else:
         raise UsageError("give ranks files only, or one copy-detection result, not both")
     info(f"report: {out}")

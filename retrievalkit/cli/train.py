@@ -20,7 +20,7 @@ from retrievalkit.cli.common import (
     state,
 )
 from retrievalkit.cli.options import command, config_from_options, default_of, refuse_inapplicable
-from retrievalkit.configs.train import SelfSupervisedConfig, TrainConfig
+from retrievalkit.configs.train import CirtorchImportConfig, SelfSupervisedConfig, TrainConfig
 from retrievalkit.errors import UsageError
 
 train_app = typer.Typer(
@@ -219,8 +219,10 @@ def import_cmd(
     output: opt.output("Tuples file to write (.h5)."),
     images: Annotated[str, typer.Option("--images", help="Folder holding cirtorch's ims/ tree (stored in the "
                                         "file).")] = "",
-    val: Annotated[bool, typer.Option(help="Keep the 'val' split as held-out pairs.")] = True,
-    layout: Annotated[str, typer.Option(help="Image names: cirtorch (ab/cd/ef/CID) or flat (CID).")] = "cirtorch",
+    val: Annotated[bool | None, typer.Option("--val/--no-val", help="Keep the 'val' split as held-out pairs "
+                                             f"{default_of(CirtorchImportConfig, 'val')}.")] = None,
+    layout: Annotated[str | None, typer.Option(help="Image names: cirtorch (ab/cd/ef/CID) or flat (CID) "
+                                               f"{default_of(CirtorchImportConfig, 'layout')}.")] = None,
 ):
     """Convert cirtorch training data (cids, cluster, qidxs, pidxs) to a tuples file for rkit train / whiten.
 
@@ -228,7 +230,8 @@ def import_cmd(
     """
     from retrievalkit.train.cirtorch_import import import_cirtorch
 
-    echo_path(import_cirtorch(pkl, output, images, val=val, layout=layout))
+    cfg = config_from_options(CirtorchImportConfig, val=val, layout=layout)
+    echo_path(import_cirtorch(pkl, output, cfg, image_root=images))
 
 
 def register(app: typer.Typer) -> None:

@@ -70,7 +70,7 @@ def verify_cmd(
                                  view_tilts=tuple(tilts) if tilts else None)
     nq = len(read_ranks(ranks).query_names)
     with progress_bar("verify", nq) as adv:
-        out = verify_ranks(ranks, queries, database, output, params=params, progress=adv)
+        out = verify_ranks(ranks, queries, database, output, params, progress=adv)
     echo_path(out)
 
 

@@ -46,8 +46,7 @@ def learn_cmd(
         refuse_inapplicable("--method pca (it is an option of --method learned)", {"--tuples": tuples})
     else:
         refuse_inapplicable("--method learned (it is an option of --method pca)", {"--power": power})
-    out = learn_whitening(features, output, method=cfg.method, tuples=tuples, dim=cfg.dim, shrinkage=cfg.shrinkage,
-                          power=cfg.power)
+    out = learn_whitening(features, output, cfg, tuples=tuples)
     info(f"wrote {cfg.method} whitening to {out}")
     echo_path(out)
 
@@ -67,7 +66,7 @@ def apply_cmd(
     from retrievalkit.whiten.stage import apply_whitening_file
 
     cfg = config_from_options(ApplyWhiteningConfig, dim=dim)
-    echo_path(apply_whitening_file(features, whitening, output, dim=cfg.dim))
+    echo_path(apply_whitening_file(features, whitening, output, cfg))
 
 
 def register(app: typer.Typer) -> None:

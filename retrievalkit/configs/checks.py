@@ -46,3 +46,12 @@ def one_of(field: str, value: str | None, choices: Iterable[str]) -> None:
     choices = list(choices)
     if value is not None and value not in choices:
         raise UsageError(f"{option_name(field)} {value!r}: expected one of {', '.join(choices)}")
+
+
+def stage_config(config, cls: type):
+    """A stage's ``config`` argument: None → ``cls()`` (the defaults); otherwise it must be a ``cls``."""
+    if config is None:
+        return cls()
+    if not isinstance(config, cls):
+        raise TypeError(f"config: expected {cls.__name__} (or None for the defaults), got {type(config).__name__}")
+    return config

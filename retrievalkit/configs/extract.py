@@ -1,8 +1,8 @@
 """Settings of ``rkit extract`` (global descriptors) and ``rkit extract --local`` (local features).
 
 These dataclasses are the one place the defaults live: :func:`~retrievalkit.extract.global_desc.extract_global`
-and :func:`~retrievalkit.extract.local_desc.extract_local` take their keyword defaults from them, the presets
-start from them, and the CLI fills only the options a user gave. Values are checked in ``__post_init__``.
+and :func:`~retrievalkit.extract.local_desc.extract_local` take one as ``config`` (None: the defaults), the
+presets start from them, and the CLI fills only the options a user gave. Values are checked in ``__post_init__``.
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ class LocalExtractConfig:
             backbone has it; dsm: head, the last convolutional map).
         size: longer image side in pixels (0 or None: original size). scales: deep: pyramid scales.
         max_features: local features kept per image. dim: deep: PCA-whitened dimension (0: no PCA).
+        pca_images: deep: images whose descriptors learn the PCA when none is given. smooth: deep: smooth the
+            attention map before selecting features. dsm_channels: dsm: strongest channels searched for blobs.
         half: store float16.
     """
 
@@ -90,10 +92,15 @@ class LocalExtractConfig:
     scales: tuple[float, ...] = LOCAL_SCALES
     max_features: int = 1000
     dim: int = 128
+    pca_images: int = 200
+    smooth: bool = True
+    dsm_channels: int = DSM_CHANNELS
     half: bool = False
 
     def __post_init__(self) -> None:
         self.scales = tuple(float(s) for s in self.scales)
+        at_least("pca_images", self.pca_images, 0)
+        at_least("dsm_channels", self.dsm_channels, 1)
         one_of("local_method", self.method, LOCAL_METHODS)
         one_of("local_layer", self.layer, LOCAL_LAYERS)
         _check_size(self.size)
@@ -101,6 +108,15 @@ class LocalExtractConfig:
             positive("scales", s)
         at_least("max_features", self.max_features, 1)
         at_least("dim", self.dim, 0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class MergeConfig:
+    """``rkit merge``: no settings (the shards' own settings must agree); here so that every stage has the one
+    shape ``stage(inputs..., output, config=None, *, progress=None)``."""
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -127,3 +127,16 @@ class SelfSupervisedConfig(TrainConfig):
             raise UsageError(f"strength {self.strength}: must be in [0, 1]")
         if self.workers < 0:
             raise UsageError(f"--workers {self.workers}: must be >= 0")
+
+
+@dataclass
+class CirtorchImportConfig:
+    """Settings of ``rkit train import-cirtorch``: ``val`` keeps the pickle's 'val' split as held-out pairs;
+    ``layout`` names the images ``cirtorch`` (ab/cd/ef/CID) or ``flat`` (CID)."""
+
+    val: bool = True
+    layout: str = "cirtorch"
+
+    def __post_init__(self) -> None:
+        if self.layout not in ("cirtorch", "flat"):
+            raise UsageError(f"--layout {self.layout!r}: expected cirtorch or flat")

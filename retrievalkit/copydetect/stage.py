@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from retrievalkit.configs.checks import stage_config
 from retrievalkit.configs.copydetect import CopyDetectConfig
 from retrievalkit.copydetect.crops import VIEWS, combine_mean, describe_views, parse_views
 from retrievalkit.copydetect.normalize import augment_for_l2, background_similarity, normalized_search
@@ -30,7 +31,7 @@ from retrievalkit.copydetect.submission import (
 from retrievalkit.copydetect.verify import verify_candidates
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.images.discover import find_images
-from retrievalkit.io.output import writes_output
+from retrievalkit.io.output import config_paths, writes_output
 from retrievalkit.neighbours import Neighbours
 
 #: progress(n): advance the current phase by n; on_phase(description, total): a new phase begins
@@ -261,20 +262,21 @@ def load_side(path: str | os.PathLike, what: str, cfg: CopyDetectConfig, nets: _
     raise BadInputError(f"{path}: no such folder or features file; give a folder of {what} images or a feats.h5")
 
 
-def _config_files(args: dict) -> list:
-    """Files named inside the config (model or weights file): inputs an output must not replace."""
-    cfg = args.get("cfg")
-    return [getattr(cfg, "model", None), getattr(cfg, "weights", None)]
+#: files named inside the config (model or weights file): inputs an output must not replace
+_config_files = config_paths("model", "weights")
 
 
 @writes_output("output", "descriptors", inputs=("queries", "references", "training", "index", _config_files))
-def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, training: str | os.PathLike | None,
-                output: str | os.PathLike | None = None, descriptors: str | os.PathLike | None = None,
-                cfg: CopyDetectConfig | None = None, progress: Progress = None, on_phase: OnPhase = None,
-                index: Sequence[str | os.PathLike] | None = None, log: Callable[[str], None] | None = None,
-                ) -> tuple[Path | None, Path | None]:
-    """Run copy detection and write the matching CSV (``output``) and/or the descriptor-track file.
+def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, output: str | os.PathLike | None,
+                config: CopyDetectConfig | None = None, *, training: str | os.PathLike | None = None,
+                descriptors: str | os.PathLike | None = None, index: Sequence[str | os.PathLike] | None = None,
+                progress: Progress = None, on_phase: OnPhase = None,
+                log: Callable[[str], None] | None = None) -> Path:
+    """Run copy detection and write the matching CSV (``output``) and/or the descriptor-track file
+    (``descriptors``); ``output`` None: the descriptor track only.
 
+    ``config``: :class:`CopyDetectConfig` (None: the defaults), resolved with or without ``training`` images
+    (:meth:`CopyDetectConfig.resolved`).
     ``progress(n)`` advances the current phase by n (images described, query rows searched, queries verified);
     ``on_phase(description, total)`` announces each phase (``describe query``, ..., ``search``, ``verify``).
 
@@ -282,9 +284,9 @@ def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, train
     parts of one), searched for the matching track instead of the reference vectors (PCA-whitening off).
 
     Returns:
-        (matches CSV path or None, descriptors path or None).
+        the matches CSV path, or the descriptors path when ``output`` is None.
     """
-    cfg = (cfg or CopyDetectConfig()).resolved(training is not None)
+    cfg = stage_config(config, CopyDetectConfig).resolved(training is not None)
     cfg.check()
     if output is None and descriptors is None:
         raise UsageError("nothing to write: give -o matches.csv (matching track) and/or --descriptors desc.h5")
@@ -320,19 +322,24 @@ def copy_detect(queries: str | os.PathLike, references: str | os.PathLike, train
     if descriptors is not None:
         xq, xr = descriptor_track(q, r, t, cfg)
         out_h5 = write_descriptors(descriptors, q.ids, xq, r.ids, xr, config=cfg.to_dict())
-    return out_csv, out_h5
+    return out_csv if out_csv is not None else out_h5
 
 
 @writes_output("output", inputs=("references", _config_files))
-def extract_reference_shard(references: str | os.PathLike, output: str | os.PathLike, shard: tuple[int, int],
-                            cfg: CopyDetectConfig, progress: Callable[[int], None] | None = None,
+def extract_reference_shard(references: str | os.PathLike, output: str | os.PathLike,
+                            config: CopyDetectConfig | None = None, *, shard: tuple[int, int] | None = None,
+                            progress: Callable[[int], None] | None = None,
                             on_failure: Callable[[str, str], None] | None = None) -> Path:
-    """Describe shard I of N of a reference folder (``rkit extract``'s shard logic); join with ``rkit merge``."""
+    """Describe shard I of N of a reference folder (``rkit extract``'s shard logic; None: all of it) with the
+    config's descriptor settings; join the shards with ``rkit merge``."""
+    cfg = stage_config(config, CopyDetectConfig)
+    from retrievalkit.configs.extract import GlobalExtractConfig
     from retrievalkit.extract.global_desc import extract_global
 
-    return extract_global(references, output, model=cfg.model, weights=cfg.weights, size=cfg.size,
-                          scales=cfg.scales, device=cfg.device, workers=cfg.workers, shard=shard,
-                          progress=progress, on_failure=on_failure)
+    settings = GlobalExtractConfig(model=cfg.model, weights=cfg.weights, size=cfg.size, scales=cfg.scales,
+                                   workers=cfg.workers)
+    return extract_global(references, output, settings, device=cfg.device, shard=shard, progress=progress,
+                          on_failure=on_failure)
 
 
 __all__: Sequence[str] = ["Candidates", "CopyDetectConfig", "Side", "aggregate_views", "copy_detect",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from retrievalkit.configs.checks import stage_config
 from retrievalkit.diffusion.propagation import (
     Propagated,
     PropagationConfig,
@@ -51,8 +53,9 @@ def pseudo_label_tuples(x: np.ndarray, res: Propagated, n_classes: int) -> tuple
 
 @writes_output("output", "tuples", inputs=("features", "labels", "graph"))
 def propagate(features: str | os.PathLike, labels: str | os.PathLike, output: str | os.PathLike,
-              graph: str | os.PathLike | None = None, config: PropagationConfig | None = None,
-              tuples: str | os.PathLike | None = None, device: str = "cpu") -> Path:
+              config: PropagationConfig | None = None, *, graph: str | os.PathLike | None = None,
+              tuples: str | os.PathLike | None = None, device: str = "cpu",
+              progress: Callable[[int], None] | None = None) -> Path:
     """Label propagation over the kNN graph of ``features``; writes the predictions CSV (and tuples).
 
     Args:
@@ -61,10 +64,11 @@ def propagate(features: str | os.PathLike, labels: str | os.PathLike, output: st
         output: predictions CSV ``name,label,confidence,weight``, one row per image in the features' order.
         graph: kNN graph of ``features`` (``rkit index knn``); None: built here.
         tuples: also write pseudo-labelled training tuples (``rkit/tuples`` with a ``weight`` dataset).
+        progress: called once, with the number of images, when the labels are propagated.
     Returns:
         The predictions path.
     """
-    cfg = config or PropagationConfig()
+    cfg = stage_config(config, PropagationConfig)
     cfg.check()
     feats = read_features(features)
     if feats.image_index is not None:
@@ -83,6 +87,8 @@ def propagate(features: str | os.PathLike, labels: str | os.PathLike, output: st
         seeds[i] = index[c]
     res = propagate_labels(feats.vectors, seeds, len(classes), cfg, knn=knn, device=device)
     pred = Predictions(list(feats.names), [classes[j] for j in res.label], res.confidence, res.weight)
+    if progress:
+        progress(len(feats.names))
     if tuples is not None:
         cluster, qidx, pidx, w = pseudo_label_tuples(np.asarray(feats.vectors, np.float32), res, len(classes))
         conf = {"source": "rkit propagate", "classes": classes, **res.config.to_dict()}

@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from retrievalkit.configs.checks import stage_config
 from retrievalkit.diffusion.graph import affinity_from_knn, graph_from_vectors, normalize_symmetric
 from retrievalkit.diffusion.rank import DiffusionConfig, diffusion_ranking, resolve_config
 from retrievalkit.diffusion.spectral import top_eigenpairs
@@ -60,9 +61,9 @@ def _graph_through_index(index, database, db, cfg: DiffusionConfig, device: str,
 
 @writes_output("output", inputs=("database", "queries", "graph", "spectral", "index"))
 def diffuse(database: str | os.PathLike, queries: str | os.PathLike, output: str | os.PathLike,
-            graph: str | os.PathLike | None = None, spectral: str | os.PathLike | None = None,
-            config: DiffusionConfig | None = None, device: str = "cpu",
-            progress: Callable[[int], None] | None = None, index: Sequence[str | os.PathLike] | None = None,
+            config: DiffusionConfig | None = None, *, graph: str | os.PathLike | None = None,
+            spectral: str | os.PathLike | None = None, index: Sequence[str | os.PathLike] | None = None,
+            device: str = "cpu", progress: Callable[[int], None] | None = None,
             log: Callable[[str], None] | None = None) -> Path:
     """Rank the database for every query by diffusion (or query expansion); writes a ranks file.
 
@@ -78,7 +79,7 @@ def diffuse(database: str | os.PathLike, queries: str | os.PathLike, output: str
     Returns:
         The ranks file path (ranks over database images; ``rkit evaluate`` reads it).
     """
-    cfg = config or DiffusionConfig()
+    cfg = stage_config(config, DiffusionConfig)
     db = _read_database(database)
     q = read_features(queries)
     if q.dim != db.dim:
@@ -123,23 +124,25 @@ def diffuse(database: str | os.PathLike, queries: str | os.PathLike, output: str
     return write_ranks(output, Ranks(q.names, db.names, I, D, conf), inputs=inputs)
 
 
-_D = DiffusionConfig()
-
-
 @writes_output("output", inputs=("database", "graph"))
-def prepare_spectral(database: str | os.PathLike, output: str | os.PathLike, graph: str | os.PathLike | None = None,
-                     rank: int | None = _D.rank, graph_k: int | None = _D.graph_k, mutual: bool = _D.mutual,
-                     gamma: float = _D.gamma,
-                     device: str = "cpu") -> Path:
-    """Offline part of Fast Spectral Ranking: the top-``rank`` eigenpairs of S, written to an ``rkit/spectral`` file."""
+def prepare_spectral(database: str | os.PathLike, output: str | os.PathLike, config: DiffusionConfig | None = None,
+                     *, graph: str | os.PathLike | None = None, device: str = "cpu",
+                     progress: Callable[[int], None] | None = None) -> Path:
+    """Offline part of Fast Spectral Ranking: the top-``config.rank`` eigenpairs of S, written to an
+    ``rkit/spectral`` file. Of ``config`` only the graph settings (``graph_k``, ``mutual``, ``gamma``) and
+    ``rank`` are used. ``progress(n)`` is called once, with the number of database vectors, when they are
+    decomposed."""
+    config = stage_config(config, DiffusionConfig)
     db = _read_database(database)
     g = _read_graph(graph, db, database)
     m = db.vectors.shape[0]
-    cfg = resolve_config(DiffusionConfig(method="spectral", graph_k=graph_k, mutual=mutual, gamma=gamma, rank=rank),
-                         m, None if g is None else g.k)
+    cfg = resolve_config(DiffusionConfig(method="spectral", graph_k=config.graph_k, mutual=config.mutual,
+                                         gamma=config.gamma, rank=config.rank), m, None if g is None else g.k)
     D_g, I_g = (g.scores, g.indices) if g is not None else graph_from_vectors(db.vectors, cfg.graph_k, device=device)
     S = normalize_symmetric(affinity_from_knn(D_g, I_g, gamma=cfg.gamma, mutual=cfg.mutual, k=cfg.graph_k))
     lam, U = top_eigenpairs(S, cfg.rank)
+    if progress:
+        progress(int(m))
     conf = {"graph_k": cfg.graph_k, "mutual": cfg.mutual, "gamma": cfg.gamma, "rank": int(lam.shape[0]),
             "smallest_eigval": float(lam[-1]) if lam.size else None, "database_vectors": int(m)}
     inputs = {"database": str(database)}

@@ -64,12 +64,13 @@ def launched_by_torchrun() -> bool:
     return world()[2] > 1
 
 
-def extract_global_distributed(images: str | os.PathLike, output: str | os.PathLike, *, device: str = "cpu",
-                               shard: tuple[int, int] | None = None, **options) -> Path | None:
+def extract_global_distributed(images: str | os.PathLike, output: str | os.PathLike, config=None, *,
+                               device: str = "cpu", shard: tuple[int, int] | None = None, **options) -> Path | None:
     """:func:`~retrievalkit.extract.global_desc.extract_global` of this rank's shard under torchrun; rank 0
     merges the parts and returns the output path, the other ranks return None.
 
-    ``options``: the other keyword arguments of ``extract_global`` (no ``progress``: ranks draw no bars).
+    ``config``: its :class:`~retrievalkit.configs.extract.GlobalExtractConfig`; ``options``: the other keyword
+    arguments of ``extract_global`` (no ``progress``: ranks draw no bars).
     """
     from retrievalkit.errors import UsageError
     from retrievalkit.extract.global_desc import extract_global
@@ -77,5 +78,5 @@ def extract_global_distributed(images: str | os.PathLike, output: str | os.PathL
     if shard is not None:
         raise UsageError("--shard and torchrun both split the work; use one of them")
     options.pop("progress", None)
-    return run_distributed(lambda shard_, part, dev: extract_global(images, part, shard=shard_, device=dev,
-                                                                    **options), output, device)
+    return run_distributed(lambda shard_, part, dev: extract_global(images, part, config, shard=shard_,
+                                                                    device=dev, **options), output, device)

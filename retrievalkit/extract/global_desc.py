@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from retrievalkit.configs.checks import stage_config
 from retrievalkit.configs.extract import GlobalExtractConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.extract.allocator import retained_heap
@@ -16,7 +17,7 @@ from retrievalkit.extract.inputs import resolve_inputs
 from retrievalkit.images.discover import select_shard
 from retrievalkit.images.loader import ImageDataset, iter_images
 from retrievalkit.io.features import FeaturesWriter
-from retrievalkit.io.output import writes_output
+from retrievalkit.io.output import config_paths, writes_output
 
 _G = GlobalExtractConfig()
 
@@ -63,45 +64,37 @@ def describe_batch(net, x: torch.Tensor, scales: Sequence[float], regions: bool 
     return [v[i:i + 1] for i in range(v.shape[0])]
 
 
-@writes_output("output", inputs=("images", "list_file", "gnd", "weights", "whitening", "model"))
+@writes_output("output", inputs=("images", "list_file", "gnd", config_paths("weights", "whitening", "model")))
 def extract_global(
     images: str | os.PathLike,
     output: str | os.PathLike,
+    config: GlobalExtractConfig | None = None,
     *,
-    model: str = _G.model,
-    weights: str | None = _G.weights,
-    pooling: str | None = _G.pooling,
-    p: float | None = _G.p,
-    whitening: str | None = _G.whitening,
-    size: int | None = _G.size,
-    scales: Sequence[float] = _G.scales,
-    device: str = "cpu",
-    batch_size: int = _G.batch_size,
-    workers: int = _G.workers,
     list_file: str | os.PathLike | None = None,
     gnd: str | os.PathLike | None = None,
     split: str | None = None,
     use_boxes: bool = True,
-    resume: bool = False,
     shard: tuple[int, int] | None = None,
-    half: bool = _G.half,
-    upscale: bool = _G.upscale,
-    regions: bool = _G.regions,
+    resume: bool = False,
+    device: str = "cpu",
     flush_every: int = 64,
     progress: Callable[[int], None] | None = None,
     on_failure: Callable[[str, str], None] | None = None,
 ) -> Path:
     """Extract global descriptors for a folder / list / ground-truth split and write a features file.
 
+    ``config`` (:class:`GlobalExtractConfig`, None: the defaults) holds every setting of the descriptor.
+    ``list_file`` / ``gnd`` + ``split`` choose the images (and query boxes, ``use_boxes``) instead of the folder.
     Unreadable images are recorded in the output's ``failed`` list (and reported via ``on_failure``),
     never silently dropped. With ``resume`` an interrupted run continues from its partial output.
     With ``shard=(i, n)`` only the i-th of n contiguous blocks of the sorted names is processed;
-    ``rkit merge`` joins the shard outputs.
+    ``rkit merge`` joins the shard outputs. ``progress(n)`` advances by the images done.
     """
-    GlobalExtractConfig(model=model, weights=weights, pooling=pooling, p=p, whitening=whitening, size=size,
-                        scales=tuple(scales), batch_size=batch_size, workers=workers, half=half, upscale=upscale,
-                        regions=regions)  # checks the ranges
-    size = size or None
+    c = stage_config(config, GlobalExtractConfig)
+    model, weights, pooling, p, whitening = c.model, c.weights, c.pooling, c.p, c.whitening
+    scales, batch_size, workers = c.scales, c.batch_size, c.workers
+    half, upscale, regions = c.half, c.upscale, c.regions
+    size = c.size or None
     names, boxes = resolve_inputs(images, list_file, gnd, split, use_boxes)
     start, stop = select_shard(names, shard)
 

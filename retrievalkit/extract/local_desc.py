@@ -18,14 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from retrievalkit.configs.extract import DSM_CHANNELS, LOCAL_LAYERS, LOCAL_METHODS, LocalExtractConfig
+from retrievalkit.configs.checks import stage_config
+from retrievalkit.configs.extract import LOCAL_LAYERS, LOCAL_METHODS, LocalExtractConfig
 from retrievalkit.errors import BadInputError
 from retrievalkit.extract.inputs import resolve_inputs
 from retrievalkit.extract.local_deep import DEFAULT_SCALES, HOW_SCALES, LocalBackbone, deep_locals, how_select
 from retrievalkit.images.decode import ImageReadError, crop_box, load_image, resize_longer
 from retrievalkit.images.discover import select_shard
 from retrievalkit.io.locals import pack_locals, pca_id, read_locals_pca, write_locals
-from retrievalkit.io.output import writes_output
+from retrievalkit.io.output import config_paths, writes_output
 from retrievalkit.whiten.core import apply_whitening, pca_whitening
 
 METHODS = LOCAL_METHODS
@@ -185,55 +186,45 @@ def describe_images(sel: Sequence[int], names: list[str], describe: Describer, w
     return pack_locals(out_names, per_image, dim, np.array(sizes).reshape(-1, 2), config, failed)
 
 
-_L = LocalExtractConfig()
-
-
-@writes_output("output", inputs=("images", "list_file", "gnd", "weights", "model", "pca"))
+@writes_output("output", inputs=("images", "list_file", "gnd", "pca", config_paths("weights", "model")))
 def extract_local(
     images: str | os.PathLike,
     output: str | os.PathLike,
+    config: LocalExtractConfig | None = None,
     *,
-    method: str = _L.method,
-    model: str = _L.model,
-    weights: str | None = _L.weights,
-    layer: str = _L.layer,
-    size: int | None = _L.size,
-    scales: Sequence[float] = _L.scales,
-    max_features: int = _L.max_features,
-    smooth: bool = True,
     pca: str | os.PathLike | None = None,
-    pca_dim: int = _L.dim,
-    pca_images: int = 200,
+    list_file: str | os.PathLike | None = None,
     gnd: str | os.PathLike | None = None,
     split: str | None = None,
     use_boxes: bool = True,
-    list_file: str | os.PathLike | None = None,
     shard: tuple[int, int] | None = None,
     device: str = "cpu",
-    half: bool = _L.half,
-    dsm_channels: int = DSM_CHANNELS,
     progress: Callable[[int], None] | None = None,
     on_failure: Callable[[str, str], None] | None = None,
 ) -> Path:
     """Extract local features of a folder / list / ground-truth split and write a locals file.
 
     Args:
-        method: 'deep' (HOW-style activations of ``model``), 'sift' (OpenCV SIFT, RootSIFT) or 'dsm' (blobs on
-            the ``dsm_channels`` strongest channels of ``model``'s map, one scale; for Deep Spatial Matching).
-        size: longer side in pixels the image is resized to first (never upscaled; None: original).
-        scales: deep only: resize factors of the pyramid.
-        max_features: n kept per image (over all scales).
+        config: :class:`LocalExtractConfig` (None: the defaults). ``method``: 'deep' (HOW-style activations of
+            ``model``), 'sift' (OpenCV SIFT, RootSIFT) or 'dsm' (blobs on the ``dsm_channels`` strongest channels
+            of ``model``'s map, one scale; for Deep Spatial Matching). ``size``: longer side in pixels the image is
+            resized to first (never upscaled; None: original). ``scales``: deep only: resize factors of the
+            pyramid. ``max_features``: n kept per image (over all scales). ``dim``: deep: PCA-whitened dimension
+            (0: no PCA). ``layer``: deep and dsm: 'auto' (deep: the registry's local tap; dsm: head) or a feature
+            tap of the backbone ('head', 's16'; see the backbone registry).
         pca: deep only: a deep locals file whose PCA-whitening to reuse (give the database's when extracting
-            queries); None learns one on descriptors of up to ``pca_images`` images of this run (0: no PCA).
-        layer: deep and dsm: 'auto' (deep: the registry's local tap; dsm: head) or a feature tap of the backbone
-            ('head', 's16'; see the backbone registry).
+            queries); None learns one on descriptors of up to ``config.pca_images`` images of this run.
+        list_file, gnd, split, use_boxes, shard: which images (as :func:`extract_global`).
+        progress: advances by the images done.
     Returns:
         the output path. Unreadable images go to the ``failed`` list (and ``on_failure``); an image without
         features (blank) gets an empty slice.
     """
-    LocalExtractConfig(method=method, model=model, weights=weights, layer=layer, size=size, scales=tuple(scales),
-                       max_features=max_features, dim=pca_dim, half=half)  # checks the ranges
-    size = size or None
+    c = stage_config(config, LocalExtractConfig)
+    method, model, weights, layer, scales = c.method, c.model, c.weights, c.layer, c.scales
+    max_features = c.max_features
+    smooth, pca_dim, pca_images, half, dsm_channels = c.smooth, c.dim, c.pca_images, c.half, c.dsm_channels
+    size = c.size or None
     root = Path(images)
     names, boxes = resolve_inputs(images, list_file, gnd, split, use_boxes)
     start, stop = select_shard(names, shard)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from retrievalkit.configs.checks import stage_config
+from retrievalkit.configs.extract import MergeConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io.features import KIND, SCHEMA, Features, read_features, write_features
 from retrievalkit.io.h5file import open_checked
@@ -42,16 +44,22 @@ def _check_finished(f: Features) -> None:
 
 
 @writes_output("output", inputs=("inputs",))
-def merge_features(inputs: Sequence[str | os.PathLike], output: str | os.PathLike) -> Path:
+def merge_features(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, config: MergeConfig | None = None,
+                   *, progress: Callable[[int], None] | None = None) -> Path:
     """Concatenate features files made with the same settings, in shard order.
 
     Shard outputs are sorted by their recorded range and must tile the whole input without gaps or overlap.
+    ``config`` has no settings; ``progress(n)`` advances by the images of each input read.
     """
+    stage_config(config, MergeConfig)
     if not inputs:
         raise UsageError("merge: give at least one features file")
-    parts = [read_features(p) for p in inputs]
-    for f in parts:
-        _check_finished(f)
+    parts = []
+    for p in inputs:
+        parts.append(read_features(p))
+        _check_finished(parts[-1])
+        if progress:
+            progress(len(parts[-1].names))
     base_cfg = {k: v for k, v in parts[0].config.items() if k not in _SHARD_KEYS}
     for f in parts[1:]:
         cfg = {k: v for k, v in f.config.items() if k not in _SHARD_KEYS}

@@ -258,6 +258,17 @@ def writes_output(*output_params: str, inputs: Sequence[str | Callable[[dict], o
     return decorate
 
 
+def config_paths(*fields: str, param: str = "config") -> Callable[[dict], list]:
+    """An ``inputs`` entry of :func:`writes_output` for files named inside the stage's config argument
+    (``param``): the values of its ``fields`` (e.g. a model or weights file an output must not replace)."""
+
+    def paths(args: dict) -> list:
+        cfg = args.get(param)
+        return [getattr(cfg, f, None) for f in fields]
+
+    return paths
+
+
 @contextlib.contextmanager
 def atomic_file(path: PathLike, inputs: Iterable = ()) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path`` (usual permissions).

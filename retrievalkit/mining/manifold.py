@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from retrievalkit.configs.checks import stage_config
 from retrievalkit.configs.mining import ManifoldMineConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io.output import writes_output
@@ -197,16 +198,10 @@ def to_tuples_arrays(mined: MinedSets) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return np.asarray(qs, np.int64), np.asarray(ps, np.int64), nidx
 
 
-_M = ManifoldMineConfig()
-
-
 @writes_output("output", inputs=("features", "graph"))
-def manifold_mine(features: str | os.PathLike, graph: str | os.PathLike, output: str | os.PathLike, *,
-                  method: str = _M.method, n_anchors: int = _M.anchors, k_pos: int = _M.k_pos,
-                  k_neg: int = _M.k_neg, max_pos: int = _M.max_pos, max_neg: int = _M.max_neg,
-                  gamma: float = _M.gamma, alpha: float = _M.alpha, iters: int = _M.iters, mutual: bool = _M.mutual,
-                  graph_k: int | None = _M.graph_k, batch: int = _M.block_size, device: str = "cpu",
-                  seed: int = _M.seed, progress: Callable[[int], None] | None = None) -> Path:
+def manifold_mine(features: str | os.PathLike, graph: str | os.PathLike, output: str | os.PathLike,
+                  config: ManifoldMineConfig | None = None, *, device: str = "cpu",
+                  progress: Callable[[int], None] | None = None) -> Path:
     """Mine tuples from a features file and its kNN graph; write a tuples file and return its path.
 
     ``cluster`` is -1 for every image (no labels): the tuples carry their negatives in ``nidx``.
@@ -217,6 +212,10 @@ def manifold_mine(features: str | os.PathLike, graph: str | os.PathLike, output:
     from retrievalkit.io.knn import read_knn
     from retrievalkit.io.tuples import Tuples, write_tuples
 
+    c = stage_config(config, ManifoldMineConfig)
+    method, n_anchors, k_pos, k_neg, max_pos, max_neg = c.method, c.anchors, c.k_pos, c.k_neg, c.max_pos, c.max_neg
+    gamma, alpha, iters, mutual, graph_k, batch, seed = (c.gamma, c.alpha, c.iters, c.mutual, c.graph_k, c.block_size,
+                                                         c.seed)
     feats = read_features(features)
     if feats.image_index is not None:
         raise BadInputError(f"{features}: holds several vectors per image; manifold-mine needs one per image")
@@ -234,9 +233,9 @@ def manifold_mine(features: str | os.PathLike, graph: str | os.PathLike, output:
         raise BadInputError(f"{features}: no anchor got a hard positive (graph {graph}); try a larger --k-pos, "
                             "more --anchors or --method euclidean")
     image_root = str(feats.config.get("image_root", ""))
-    config = {"method": method, "anchors": [int(a) for a in mined.anchors], "n_anchors": n_anchors,
+    settings = {"method": method, "anchors": [int(a) for a in mined.anchors], "n_anchors": n_anchors,
               "k_pos": k_pos, "k_neg": k_neg, "max_pos": max_pos, "max_neg": max_neg, "gamma": gamma,
               "alpha": alpha, "iters": iters, "mutual": mutual, "graph_k": graph_k, "seed": seed,
               "features_config": feats.config}
-    t = Tuples(list(feats.names), np.full(len(feats), -1, np.int64), qidx, pidx, nidx, image_root, config)
+    t = Tuples(list(feats.names), np.full(len(feats), -1, np.int64), qidx, pidx, nidx, image_root, settings)
     return write_tuples(output, t, inputs={"features": str(features), "graph": str(graph)})

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from retrievalkit.configs.checks import stage_config
+from retrievalkit.configs.mining import SfmMineConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io.output import writes_output
 from retrievalkit.io.tuples import Tuples, write_tuples
@@ -71,7 +73,10 @@ def _descriptors_for(images: Path, names: list[str], features: str | os.PathLike
                 fh.write("\n".join(names) + "\n")
                 lst = fh.name
             try:
-                extract_global(images, out, model=model, size=size, device=device, list_file=lst, workers=0)
+                from retrievalkit.configs.extract import GlobalExtractConfig
+
+                extract_global(images, out, GlobalExtractConfig(model=model, size=size, workers=0), device=device,
+                               list_file=lst)
             finally:
                 os.unlink(lst)
         features = out
@@ -86,27 +91,23 @@ def _descriptors_for(images: Path, names: list[str], features: str | os.PathLike
     return feats.vectors[[row[n] for n in names]]
 
 
+def sfm_options(config: SfmMineConfig, threads: int | None = None) -> SfmOptions:
+    """The reconstruction settings of a :class:`SfmMineConfig` (``threads`` None: ``SfmOptions``' default)."""
+    return SfmOptions(max_image_size=config.sift_size, max_features=config.max_features, matcher=config.matcher,
+                      overlap=config.overlap, min_model_size=config.min_model_size, relaxed_init=config.relaxed_init,
+                      mapper_trials=config.mapper_trials, threads=threads or SfmOptions.threads, seed=config.seed,
+                      timeout=config.timeout).check()
+
+
 @writes_output("output", inputs=("images", "features", "models_dir"))
 def sfm_mine(
     images: str | os.PathLike,
     output: str | os.PathLike,
+    config: SfmMineConfig | None = None,
     *,
-    models_dir: str | os.PathLike | None = None,
-    options: SfmOptions | None = None,
-    positive: str = "random",
-    per_query: int = 1,
-    min_overlap: float = 0.2,
-    max_scale: float = 1.5,
-    min_shared: int = 10,
-    negatives: int = 5,
-    val_fraction: float = 0.0,
-    seed: int = 0,
     features: str | os.PathLike | None = None,
-    model: str = "efficientnet-lite0",
-    size: int = 512,
-    cluster_k: int = 5,
-    cluster_threshold: float = 0.65,
-    retry_failed: bool = False,
+    models_dir: str | os.PathLike | None = None,
+    threads: int | None = None,
     device: str = "cpu",
     progress: Callable[[int], None] | None = None,
     on_scene: Callable[[SceneReport], None] | None = None,
@@ -115,22 +116,31 @@ def sfm_mine(
 
     Args:
         images: folder of scene sub-folders, or a flat folder of photos (clustered first), or both.
+        config: :class:`SfmMineConfig` (None: the defaults). ``positive``: ``random`` | ``most-shared`` |
+            ``closest`` (see :mod:`.positives`); ``per_query``: positives per query; ``min_overlap``,
+            ``max_scale``, ``min_shared``: positive constraints; ``negatives``: fixed random negatives per tuple
+            from other scenes (0: none; the trainer mines its own); ``val_fraction``: fraction of queries whose
+            pairs go to ``val_qidx``/``val_pidx`` instead; ``graph_k``, ``cluster_threshold``: kNN graph used to
+            split a flat folder; ``model``, ``size``: global descriptors extracted when ``features`` is None;
+            the reconstruction settings (:func:`sfm_options`); ``retry_failed``: reconstruct collections that
+            failed before.
+        features: global descriptors of the images (needed to cluster a flat folder and by ``closest``);
+            when absent they are extracted with ``config.model`` at ``config.size`` into ``models_dir``.
         models_dir: where SfM models are kept (default: ``<output stem>-models`` next to the output);
             finished collections are reused, failed ones too unless ``retry_failed``.
-        positive: ``random`` | ``most-shared`` | ``closest`` (see :mod:`.positives`).
-        per_query: positives per query. min_overlap, max_scale, min_shared: positive constraints.
-        negatives: fixed random negatives per tuple from other scenes (0: none; the trainer mines its own).
-        val_fraction: fraction of queries whose pairs go to ``val_qidx``/``val_pidx`` instead.
-        features: global descriptors of the images (needed to cluster a flat folder and by ``closest``);
-            when absent they are extracted with ``model`` at ``size`` into ``models_dir``.
-        cluster_k, cluster_threshold: kNN graph used to split a flat folder.
+        threads: CPU threads COLMAP may use (None: ``SfmOptions``' default).
         progress(n): advances by the collections done (the unclustered images count as one).
         on_scene(report): the :class:`SceneReport` of each collection as it is done.
     Returns:
         the path of the tuples file.
     """
+    c = stage_config(config, SfmMineConfig)
+    positive, per_query, min_overlap, max_scale = c.positive, c.per_query, c.min_overlap, c.max_scale
+    min_shared, negatives, val_fraction, seed = c.min_shared, c.negatives, c.val_fraction, c.seed
+    model, size, cluster_k, cluster_threshold = c.model, c.size, c.graph_k, c.cluster_threshold
+    retry_failed = c.retry_failed
     images = Path(images)
-    opts = (options or SfmOptions()).check()
+    opts = sfm_options(c, threads)
     _check_args(positive, val_fraction, min_overlap, max_scale)
     models_dir = Path(models_dir) if models_dir is not None else default_models_dir(output)
     rng = np.random.default_rng(seed)

@@ -6,10 +6,14 @@ database, each kept long (``-k`` the database size), fused into one ranks file.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from retrievalkit.configs.checks import stage_config
+from retrievalkit.configs.search import FuseConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io.output import writes_output
 from retrievalkit.io.ranks import Ranks, read_ranks, write_ranks
@@ -42,7 +46,7 @@ def fuse_scores(rows: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def fuse_ranks(ranks: list[Ranks], k: int = 100) -> Ranks:
+def fuse_ranks(ranks: list[Ranks], k: int = 100, progress: Callable[[int], None] | None = None) -> Ranks:
     """Fuse ranks objects (e.g. global search and ASMK) of the same queries and database by
     :func:`fuse_scores`; images are matched by name, the first ranks fixes the order of names.
     Lists should be long (ideally the whole database): an image missing from a list scores as its last entry.
@@ -73,22 +77,24 @@ def fuse_ranks(ranks: list[Ranks], k: int = 100) -> Ranks:
         f = fuse_scores(rows)
         order = np.argsort(-f, kind="stable")[:k]
         idx[qi], sc[qi] = order, f[order]
+        if progress:
+            progress(1)
     return Ranks(list(base.query_names), db, idx, sc, {"method": "fusion", "k": int(k),
                                                       "fused": [r.config.get("method") for r in ranks]})
 
 
 @writes_output("output", inputs=("inputs",))
-def fuse_ranks_files(inputs, output, *, k: int = 100) -> Path:
+def fuse_ranks_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, config: FuseConfig | None = None,
+                     *, progress: Callable[[int], None] | None = None) -> Path:
     """Read two or more ranks files of the same queries and database, fuse them (:func:`fuse_ranks`), write one.
 
     Typical use: a global-descriptor search and ASMK searches (deep locals, RootSIFT), each with ``-k`` the
     database size. Raises BadInputError when a file lacks a query or database image of the first.
     """
+    k = stage_config(config, FuseConfig).top_k
     inputs = list(inputs)
     if len(inputs) < 2:
         raise UsageError("fusion needs at least two ranks files")
-    if k < 1:
-        raise UsageError(f"-k {k}: must be at least 1")
     rs = [read_ranks(p) for p in inputs]
     for p, r in zip(inputs[1:], rs[1:]):
         miss_q = set(rs[0].query_names) - set(r.query_names)
@@ -97,7 +103,7 @@ def fuse_ranks_files(inputs, output, *, k: int = 100) -> Path:
             what = f"query {sorted(miss_q)[0]!r}" if miss_q else f"database image {sorted(miss_d)[0]!r}"
             raise BadInputError(f"{p}: {what} differs from {inputs[0]}; fuse rankings of the same queries and "
                                 "database")
-    out = fuse_ranks(rs, k=k)
+    out = fuse_ranks(rs, k=k, progress=progress)
     out.config["inputs"] = [str(p) for p in inputs]
     return write_ranks(output, out, inputs={f"ranks{i}": str(p) for i, p in enumerate(inputs)})
 

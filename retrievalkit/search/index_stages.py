@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrievalkit.configs.checks import stage_config
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io import KnnGraph, Ranks, write_knn, write_ranks
 from retrievalkit.io.features_stream import FeaturesStream
@@ -48,6 +49,13 @@ class IndexSearchConfig:
     block_size: int = 4096  #: queries per block
     device: str = "cpu"  #: cpu, cuda (all GPUs, replicated), cuda:N
     gpu_shard: bool = False  #: with --device cuda: each GPU holds a slice instead of a replica
+
+
+@dataclass
+class IndexMergeConfig:
+    """Settings of ``rkit index merge``."""
+
+    on_disk: bool = False  #: IVF only: the merged inverted lists go to ``OUTPUT.ivfdata`` beside the output
 
 
 def _noop(_msg: str) -> None:
@@ -110,7 +118,7 @@ def build_index(features: str | os.PathLike, output: str | os.PathLike, config: 
         train_only: write the trained, empty index (the common start of sharded builds).
     Returns: ``output``.
     """
-    cfg = config or IndexBuildConfig()
+    cfg = stage_config(config, IndexBuildConfig)
     log = log or _noop
     if cfg.block_size < 1:
         raise UsageError(f"--block-size {cfg.block_size}: must be at least 1")
@@ -208,13 +216,15 @@ def _load(ix: IndexFile):
 
 
 @writes_output("output", inputs=("parts",))
-def merge_index(parts: Sequence[str | os.PathLike], output: str | os.PathLike, on_disk: bool = False,
-                log: Log | None = None) -> Path:
+def merge_index(parts: Sequence[str | os.PathLike], output: str | os.PathLike, config: IndexMergeConfig | None = None,
+                *, progress: Callable[[int], None] | None = None, log: Log | None = None) -> Path:
     """Combine index parts (``build_index(..., shard=...)`` of one trained index) into one index file.
 
-    ``on_disk``: IVF only — the merged inverted lists go to ``OUTPUT.ivfdata`` beside the output (memory-mapped
-    when searched; parts are memory-mapped while merging), for indexes larger than RAM.
+    ``config.on_disk``: IVF only — the merged inverted lists go to ``OUTPUT.ivfdata`` beside the output
+    (memory-mapped when searched; parts are memory-mapped while merging), for indexes larger than RAM.
+    ``progress(n)`` advances by the vectors of each part merged.
     """
+    on_disk = stage_config(config, IndexMergeConfig).on_disk
     log = log or _noop
     output = Path(output)
     metas = _check_parts([read_index_file(p, with_data=False) for p in parts])
@@ -235,6 +245,8 @@ def merge_index(parts: Sequence[str | os.PathLike], output: str | os.PathLike, o
             else:
                 fx.merge_into(target, part, int(target.ntotal))
             log(f"merged {m.path} ({m.ntotal} vectors)")
+            if progress:
+                progress(int(m.ntotal))
         ix = IndexFile(names, fx.serialize(target), m0.factory, m0.dim, int(target.ntotal), m0.features_fingerprint,
                        m0.features_rows, (0, m0.features_rows), m0.trained_id, config=cfg)
         return write_index_file(output, ix, inputs=inputs)
@@ -254,6 +266,8 @@ def merge_index(parts: Sequence[str | os.PathLike], output: str | os.PathLike, o
         with fx.stdout_to_stderr():  # the trained index of part 0 (lists mapped, not read); the merge replaces them
             trained = faiss.read_index(str(work / "part0.faiss"), faiss.IO_FLAG_MMAP)
         merged = fx.merge_ondisk(trained, loaded, work / ivfname)
+        if progress:
+            progress(int(merged.ntotal))
         data = fx.serialize(merged)
         ntotal = int(merged.ntotal)
         del merged, trained, loaded
@@ -332,7 +346,7 @@ def _search_all(searchers: list[_Searcher], xq: np.ndarray, k: int) -> tuple[np.
 
 @writes_output("output", inputs=("indexes", "queries", "database"))
 def search_index(indexes: Sequence[str | os.PathLike], queries: str | os.PathLike, output: str | os.PathLike,
-                 config: IndexSearchConfig | None = None, database: str | os.PathLike | None = None,
+                 config: IndexSearchConfig | None = None, *, database: str | os.PathLike | None = None,
                  progress: Callable[[int], None] | None = None, log: Log | None = None) -> Path:
     """Search a built index (or several parts of one, their top-k merged exactly); write a ranks file.
 
@@ -340,7 +354,7 @@ def search_index(indexes: Sequence[str | os.PathLike], queries: str | os.PathLik
     each query's ``shortlist`` best candidates are re-scored exactly with the original vectors (read in increasing
     row order) and the best ``k`` kept.
     """
-    cfg = config or IndexSearchConfig()
+    cfg = stage_config(config, IndexSearchConfig)
     log = log or _noop
     if cfg.k < 1:
         raise UsageError(f"-k {cfg.k}: must be at least 1")
@@ -424,7 +438,7 @@ def knn_index(database: str | os.PathLike, output: str | os.PathLike, config: In
     candidates exactly. The graph's recall@k against the exact graph is measured on ``recall_sample`` random rows
     (exact search of those rows, streamed) and stored in the file's config (``recall_at_k``) and logged.
     """
-    cfg = config or IndexSearchConfig(k=50)
+    cfg = IndexSearchConfig(k=50) if config is None else stage_config(config, IndexSearchConfig)
     log = log or _noop
     if cfg.k < 1:
         raise UsageError(f"-k {cfg.k}: must be at least 1")

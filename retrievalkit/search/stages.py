@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from retrievalkit.configs.checks import stage_config
 from retrievalkit.configs.search import KnnConfig, SearchConfig
 from retrievalkit.errors import BadInputError
 from retrievalkit.io import KnnGraph, Ranks, read_features, write_knn, write_ranks
@@ -21,10 +22,11 @@ def _check_single_vector(feats, what: str):
 
 @writes_output("output", inputs=("database", "queries"))
 def search(database: str | os.PathLike, queries: str | os.PathLike, output: str | os.PathLike,
-           k: int = SearchConfig.top_k, device: str = "cpu", block: int = SearchConfig.block_size,
+           config: SearchConfig | None = None, *, device: str = "cpu",
            progress: Callable[[int], None] | None = None) -> Path:
     """Exact inner-product search of every query against the database; writes a ranks file."""
-    SearchConfig(top_k=k, block_size=block)  # checks the ranges
+    config = stage_config(config, SearchConfig)
+    k, block = config.top_k, config.block_size
     db = read_features(database)
     q = read_features(queries)
     _check_single_vector(db, "search")
@@ -41,10 +43,11 @@ def search(database: str | os.PathLike, queries: str | os.PathLike, output: str 
 
 
 @writes_output("output", inputs=("database",))
-def knn(database: str | os.PathLike, output: str | os.PathLike, k: int = KnnConfig.top_k, device: str = "cpu",
-        block: int = KnnConfig.block_size, progress: Callable[[int], None] | None = None) -> Path:
+def knn(database: str | os.PathLike, output: str | os.PathLike, config: KnnConfig | None = None, *,
+        device: str = "cpu", progress: Callable[[int], None] | None = None) -> Path:
     """The database's exact kNN graph (self excluded); writes a knn file."""
-    KnnConfig(top_k=k, block_size=block)  # checks the ranges
+    config = stage_config(config, KnnConfig)
+    k, block = config.top_k, config.block_size
     db = read_features(database)
     _check_single_vector(db, "knn")
     if len(db) < 2:

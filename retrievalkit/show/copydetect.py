@@ -7,10 +7,12 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from retrievalkit.configs.checks import stage_config
 from retrievalkit.errors import BadInputError
 from retrievalkit.io.output import writes_output
 from retrievalkit.show.config import ShowConfig
@@ -24,11 +26,13 @@ def _fmt(x: float) -> str:
 @writes_output("output", inputs=("result", "gnd_path"))
 def build_copydetect_report(
     result: str | os.PathLike,
-    output: str | os.PathLike,
     gnd_path: str | os.PathLike,
     queries: str | os.PathLike,
     database: str | os.PathLike,
+    output: str | os.PathLike,
     config: ShowConfig | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
 ) -> Path:
     """Write the HTML report of a copy-detection result (matching CSV or descriptor-track HDF5); return its path.
 
@@ -38,13 +42,14 @@ def build_copydetect_report(
         gnd_path: DISC21 ground truth CSV (``query_id,reference_id``).
         queries, database: folders of the query and reference images (ids are file stems).
         config: :class:`ShowConfig` (``examples``: pairs listed per section, ``thumb_size``).
+        progress: called once, with the number of pairs listed, when the thumbnails are made.
     """
     from retrievalkit.evaluate.copydetect import evaluate_copy_detection, read_ground_truth_csv
     from retrievalkit.evaluate.copydetect_stage import load_predictions
     from retrievalkit.show.page import files_folder, write_page
     from retrievalkit.show.plots import plot_copy_detection
 
-    config = config or ShowConfig()
+    config = stage_config(config, ShowConfig)
     config.check()
     output = Path(output)
     for what, d in (("--queries", queries), ("--database", database)):
@@ -111,6 +116,8 @@ def build_copydetect_report(
             entry.update(other=top[0][1], oimg=thumb(rfiles, top[0][1]), other_score=_fmt(top[0][0]))
         missed.append(entry)
     n_missing_pred = sum(1 for s, _, _ in missed_pairs if s == -math.inf)
+    if progress:
+        progress(len(fps) + len(missed))
     plot = plot_copy_detection(folder / "pr.png", metrics, Path(result).name)
     m = metrics.to_dict()
     m["queries"] = len(gt.query_ids)

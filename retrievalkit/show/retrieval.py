@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrievalkit.configs.checks import stage_config
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.evaluate.groundtruth import PROTOCOLS, GroundTruth, load_gnd
 from retrievalkit.evaluate.retrieval import RetrievalMetrics, evaluate_retrieval
@@ -198,11 +199,11 @@ class ImageTable:
 @writes_output("output", inputs=("ranks_paths", "gnd_path", "queries_locals", "database_locals"))
 def build_ranks_report(
     ranks_paths: Sequence[str | os.PathLike],
-    output: str | os.PathLike,
     images: str | os.PathLike,
-    gnd_path: str | os.PathLike | None = None,
+    output: str | os.PathLike,
     config: ShowConfig | None = None,
     *,
+    gnd_path: str | os.PathLike | None = None,
     queries_locals: str | os.PathLike | None = None,
     database_locals: str | os.PathLike | None = None,
     progress: Callable[[int], None] | None = None,
@@ -221,7 +222,7 @@ def build_ranks_report(
     """
     from retrievalkit.show.page import files_folder, write_page
 
-    config = config or ShowConfig()
+    config = stage_config(config, ShowConfig)
     config.check()
     output = Path(output)
     images = Path(images)

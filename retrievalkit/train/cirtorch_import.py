@@ -10,10 +10,13 @@ offset so that they never collide with training clusters.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from retrievalkit.configs.checks import stage_config
+from retrievalkit.configs.train import CirtorchImportConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io.output import writes_output
 from retrievalkit.io.pickles import load_pickle
@@ -85,9 +88,15 @@ def cirtorch_to_tuples(db: dict, image_root: str = "", val: bool = True, layout:
 
 
 @writes_output("output", inputs=("pkl",))
-def import_cirtorch(pkl: str | os.PathLike, output: str | os.PathLike, image_root: str | os.PathLike = "",
-                    val: bool = True, layout: str = "cirtorch") -> Path:
-    """Read a cirtorch ``retrieval-SfM-*.pkl`` and write it as a tuples file; returns the path."""
+def import_cirtorch(pkl: str | os.PathLike, output: str | os.PathLike, config: CirtorchImportConfig | None = None, *,
+                    image_root: str | os.PathLike = "", progress: Callable[[int], None] | None = None) -> Path:
+    """Read a cirtorch ``retrieval-SfM-*.pkl`` and write it as a tuples file; returns the path.
+
+    ``image_root``: the folder holding cirtorch's ims/ tree (stored in the file). ``progress(n)`` is called once,
+    with the number of images, when the tuples are made."""
+    config = stage_config(config, CirtorchImportConfig)
     db = read_cirtorch_db(pkl)
-    t = cirtorch_to_tuples(db, str(image_root), val, layout, pkl)
+    t = cirtorch_to_tuples(db, str(image_root), config.val, config.layout, pkl)
+    if progress:
+        progress(len(t.names))
     return write_tuples(output, t, inputs={"cirtorch_db": str(pkl)})

@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from retrievalkit.configs.checks import stage_config
 from retrievalkit.configs.train import OLD_KEYS, RESUMABLE, TrainConfig
 from retrievalkit.errors import BadInputError, UsageError
-from retrievalkit.io.output import atomic_file, write_text, writes_output
+from retrievalkit.io.output import atomic_file, config_paths, write_text, writes_output
 from retrievalkit.io.tuples import Tuples, read_tuples
 from retrievalkit.models._files import load_torch_file
 from retrievalkit.train.batch import batch_backward, build_batch, embed, is_pair, make_loss, pair_keys
@@ -183,35 +184,47 @@ def _all_reduce_grads(params, world: int) -> None:
         prm.grad /= world
 
 
-def _config_files(args: dict) -> list:
-    """Files named by the settings (start model, whitening, validation ground truth): inputs too."""
-    cfg, over = args.get("cfg"), args.get("overrides") or {}
-    keys = ("model", "whitening", "val_gnd")
-    return [getattr(cfg, k, None) for k in keys] + [over.get(k) for k in keys]
+#: files named by the settings (start model, whitening, validation ground truth): inputs too
+_config_files = config_paths("model", "whitening", "val_gnd")
+
+
+def step_events(events: Callable[[str, dict], None] | None,
+                progress: Callable[[int], None] | None) -> Callable[[str, dict], None]:
+    """One callback for a training loop: ``events(kind, info)`` as given, and ``progress(1)`` per step."""
+
+    def emit(kind: str, info: dict) -> None:
+        if events is not None:
+            events(kind, info)
+        if progress is not None and kind == "batch":
+            progress(1)
+
+    return emit
 
 
 @writes_output("output", inputs=("tuples", "images", _config_files))
-def train(tuples: str | os.PathLike, output: str | os.PathLike, cfg: TrainConfig | None = None, *,
+def train(tuples: str | os.PathLike, output: str | os.PathLike, config: TrainConfig | None = None, *,
           images: str | os.PathLike | None = None, resume: bool = False,
-          events: Callable[[str, dict], None] | None = None, **overrides) -> Path:
+          progress: Callable[[int], None] | None = None,
+          events: Callable[[str, dict], None] | None = None) -> Path:
     """Fine-tune a retrieval network on a tuples file and write ``output`` (an rkit model file).
 
     Args:
         tuples: tuples file (``rkit/tuples``).
         output: model file to write after every epoch.
-        cfg: settings (see :class:`TrainConfig`); keyword ``overrides`` replace single fields.
+        config: settings (see :class:`TrainConfig`; None: the defaults).
         images: folder the tuples' names are relative to (default: the file's ``image_root``).
         resume: continue from ``<output stem>.state.pt`` (same settings; ``epochs`` may grow).
+        progress: advances by 1 per optimiser step.
         events: callback ``(kind, info)``: ``epoch_start`` {epoch, batches}, ``batch`` {loss},
             ``epoch_end`` (the epoch's log record).
     Returns:
         the path of the model file.
     """
-    cfg = TrainConfig(**{**asdict(cfg or TrainConfig()), **overrides})
+    cfg = TrainConfig(**asdict(stage_config(config, TrainConfig)))  # a copy: the run never changes the caller's
     cfg.ks = tuple(int(k) for k in cfg.ks)
     cfg.check()
     output = Path(output)
-    events = events or (lambda kind, info: None)
+    events = step_events(events, progress)
     rank, world = _dist_info()
     device = cfg.device
     if world > 1 and device.startswith("cuda"):

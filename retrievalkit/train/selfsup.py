@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from retrievalkit.configs.checks import stage_config
 from retrievalkit.configs.train import SelfSupervisedConfig
 from retrievalkit.copydetect.augment import copy_view
 from retrievalkit.errors import BadInputError
-from retrievalkit.io.output import atomic_file, write_text, writes_output
+from retrievalkit.io.output import atomic_file, config_paths, write_text, writes_output
 from retrievalkit.train.batch import batch_backward
 from retrievalkit.train.losses import entropy_loss, infonce_loss
 
@@ -119,26 +120,31 @@ def selfsup_loss(temperature: float, entropy_weight: float, labels: torch.Tensor
     return fn
 
 
-def _config_files(args: dict) -> list:
-    cfg = args.get("cfg")
-    return [getattr(cfg, "model", None), getattr(cfg, "whitening", None)]
-
-
-@writes_output("output", inputs=("images", _config_files))
+@writes_output("output", inputs=("images", config_paths("model", "whitening")))
 def train_selfsupervised(images: str | os.PathLike, output: str | os.PathLike,
-                         cfg: SelfSupervisedConfig | None = None, *, resume: bool = False,
-                         events: Callable[[str, dict], None] | None = None, **overrides) -> Path:
+                         config: SelfSupervisedConfig | None = None, *, resume: bool = False,
+                         progress: Callable[[int], None] | None = None,
+                         events: Callable[[str, dict], None] | None = None) -> Path:
     """Train a copy-detection descriptor on a folder of images without labels; write ``output`` (an rkit model
     file) after every epoch, with ``<stem>.state.pt`` (for ``resume``) and ``<stem>.log.json`` beside it.
 
-    ``events`` gets ``epoch_start`` {epoch, epochs, batches}, ``batch`` {loss} and ``epoch_end`` (the record).
+    ``progress`` advances by 1 per optimiser step; ``events`` gets ``epoch_start`` {epoch, epochs, batches},
+    ``batch`` {loss} and ``epoch_end`` (the record).
     """
     from retrievalkit.images.discover import find_images
-    from retrievalkit.train.loop import _all_reduce_grads, _dist_info, _resume, build_net, make_optimizer, state_path
+    from retrievalkit.train.loop import (
+        _all_reduce_grads,
+        _dist_info,
+        _resume,
+        build_net,
+        make_optimizer,
+        state_path,
+        step_events,
+    )
 
-    cfg = SelfSupervisedConfig(**{**asdict(cfg or SelfSupervisedConfig()), **overrides})
+    cfg = SelfSupervisedConfig(**asdict(stage_config(config, SelfSupervisedConfig)))  # a copy
     output = Path(output)
-    events = events or (lambda kind, info: None)
+    events = step_events(events, progress)
     rank, world = _dist_info()
     device = cfg.device
     if world > 1 and device.startswith("cuda"):

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrievalkit.configs.checks import stage_config
 from retrievalkit.configs.verify import DEFAULT_MIN_INLIERS, DEFAULT_SHORTLIST, GEOMETRIES, VerifyParams
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io.output import writes_output
@@ -239,12 +240,12 @@ def verify_ranks(
     queries_locals: str | os.PathLike,
     database_locals: str | os.PathLike,
     output: str | os.PathLike,
+    config: VerifyParams | None = None,
     *,
-    top_k: int | None = None,
-    params: VerifyParams | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Path:
-    """Spatially verify the top ``top_k`` of every query in a ranks file and write the re-ranked ranks file.
+    """Spatially verify the top ``config.shortlist`` of every query in a ranks file and write the re-ranked ranks
+    file. ``progress(n)`` advances by the queries done.
 
     Query and database names of the ranks file are looked up in the locals files (which may hold more
     images); a query without local features keeps its original list.
@@ -252,11 +253,9 @@ def verify_ranks(
     from retrievalkit.io.locals import read_locals
     from retrievalkit.io.ranks import Ranks, read_ranks, write_ranks
 
-    p = params or VerifyParams()
+    p = stage_config(config, VerifyParams)
     p.__post_init__()  # the ranges, also after fields were changed in place
-    if top_k is None:
-        top_k = p.shortlist
-    VerifyParams(shortlist=top_k)  # checks the range
+    top_k = p.shortlist
     r = read_ranks(ranks)
     ql = read_locals(queries_locals)
     dl = read_locals(database_locals)

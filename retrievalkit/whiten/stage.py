@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from retrievalkit.configs.checks import stage_config
 from retrievalkit.configs.whiten import ApplyWhiteningConfig, WhitenConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.images.discover import strip_extension
@@ -75,40 +77,47 @@ def _enough_vectors(feats: Features, dim: int | None, shrinkage: float, power: f
 
 
 @writes_output("output", inputs=("features", "tuples"))
-def learn_whitening(features: str | os.PathLike, output: str | os.PathLike, method: str = WhitenConfig.method,
-                    tuples: str | os.PathLike | None = None, dim: int | None = WhitenConfig.dim,
-                    shrinkage: float = WhitenConfig.shrinkage, power: float = WhitenConfig.power) -> Path:
-    """Learn a PCA (``method='pca'``) or learned (``'learned'``, needs ``tuples``) whitening; write ``output``."""
-    method = method.lower()
+def learn_whitening(features: str | os.PathLike, output: str | os.PathLike, config: WhitenConfig | None = None, *,
+                    tuples: str | os.PathLike | None = None, progress: Callable[[int], None] | None = None) -> Path:
+    """Learn a PCA (``method='pca'``) or learned (``'learned'``, needs ``tuples``) whitening; write ``output``.
+
+    ``progress(n)`` is called once, with the number of vectors, when the whitening is learned."""
+    config = stage_config(config, WhitenConfig)
+    method, dim, shrinkage, power = config.method.lower(), config.dim, config.shrinkage, config.power
     if method not in METHODS:
         raise UsageError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
     feats = read_features(features)
     _single_vector(feats)
-    config = {"method": method, "dim_in": feats.dim, "shrinkage": shrinkage, "features": str(features),
-              "model": feats.config.get("model"), "size": feats.config.get("size")}
+    settings = {"method": method, "dim_in": feats.dim, "shrinkage": shrinkage, "features": str(features),
+                "model": feats.config.get("model"), "size": feats.config.get("size")}
     inputs = {"features": str(features)}
     if method == "pca":
         if tuples is not None:
             raise UsageError("--tuples is only used by --method learned")
         _enough_vectors(feats, dim, shrinkage, power)
         m, P = pca_whitening(feats.vectors, dim, shrinkage=shrinkage, power=power)
-        config.update(power=power, vectors=len(feats.names))
+        settings.update(power=power, vectors=len(feats.names))
     else:
         if tuples is None:
             raise UsageError("--method learned needs --tuples TUPLES.h5 (its query/positive pairs)")
         tup = read_tuples(tuples)
         q, p = _pairs_in_features(feats, tup)
         m, P = learned_whitening(feats.vectors, q, p, dim, shrinkage=shrinkage)
-        config.update(tuples=str(tuples), pairs=int(len(q)))
+        settings.update(tuples=str(tuples), pairs=int(len(q)))
         inputs["tuples"] = str(tuples)
-    config["dim"] = int(P.shape[0])
-    return write_whitening(output, Whitening(m, P, method, config), inputs)
+    settings["dim"] = int(P.shape[0])
+    if progress:
+        progress(len(feats.names))
+    return write_whitening(output, Whitening(m, P, method, settings), inputs)
 
 
 @writes_output("output", inputs=("features", "whitening"))
 def apply_whitening_file(features: str | os.PathLike, whitening: str | os.PathLike, output: str | os.PathLike,
-                         dim: int | None = ApplyWhiteningConfig.dim) -> Path:
-    """Whiten (and re-L2-normalise) every vector of ``features``; keep the first ``dim`` rows of P when given."""
+                         config: ApplyWhiteningConfig | None = None, *,
+                         progress: Callable[[int], None] | None = None) -> Path:
+    """Whiten (and re-L2-normalise) every vector of ``features``; keep the first ``config.dim`` rows of P when
+    given. ``progress(n)`` is called once, with the number of vectors, when they are whitened."""
+    dim = stage_config(config, ApplyWhiteningConfig).dim
     feats = read_features(features)
     w = read_whitening(whitening)
     P = w.projection
@@ -120,6 +129,8 @@ def apply_whitening_file(features: str | os.PathLike, whitening: str | os.PathLi
         raise BadInputError(f"{features}: {feats.dim}-d vectors, but {whitening} whitens {w.dim_in}-d vectors; "
                             "learn the whitening on features of the same model")
     vectors = apply_whitening(feats.vectors, w.mean, P)
+    if progress:
+        progress(len(vectors))
     config = {**feats.config, "whitening": {"file": str(whitening), "method": w.method, "dim": int(P.shape[0])}}
     out = Features(feats.names, vectors, config, feats.failed, feats.failed_reason, feats.image_index)
     return write_features(output, out, inputs={"features": str(features), "whitening": str(whitening)})

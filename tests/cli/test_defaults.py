@@ -1,9 +1,9 @@
 """One source of defaults: for every stage, `rkit CMD` with no options hands the library exactly the defaults of the
-stage's config dataclass, and the library functions' own keyword defaults are the same values."""
+stage's config dataclass, the values a library call with ``config=None`` uses (tests/test_stages.py checks that
+every stage takes its config so)."""
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import types
 from pathlib import Path
@@ -48,9 +48,11 @@ def _run(*argv) -> None:
     assert isinstance(res.exception, _Called), res.output
 
 
-def _pick(kwargs: dict, mapping: dict[str, str]) -> dict:
-    """{config field: the value passed as the library argument mapping[field]}."""
-    return {field: kwargs[arg] for field, arg in mapping.items()}
+def _config(seen: dict, cls):
+    """The one argument of the captured call that is a ``cls`` (the stage's config)."""
+    found = [a for a in (*seen["args"], *seen["kwargs"].values()) if isinstance(a, cls)]
+    assert len(found) == 1, (cls.__name__, seen)
+    return found[0]
 
 
 def _defaults(cls, fields) -> dict:
@@ -69,45 +71,38 @@ def tmp(tmp_path):
 def test_extract_global_defaults(monkeypatch, demo_dir, tmp):
     seen = _capture(monkeypatch, "retrievalkit.extract.global_desc", "extract_global")
     _run("extract", demo_dir / "images", "-o", tmp / "o.h5")
-    fields = [f.name for f in dataclasses.fields(GlobalExtractConfig)]
-    assert _pick(seen["kwargs"], {f: f for f in fields}) == dataclasses.asdict(GlobalExtractConfig())
+    assert _config(seen, GlobalExtractConfig) == GlobalExtractConfig()
     assert seen["kwargs"]["resume"] is False and seen["kwargs"]["shard"] is None
 
 
 def test_extract_local_defaults(monkeypatch, demo_dir, tmp):
     seen = _capture(monkeypatch, "retrievalkit.extract.local_desc", "extract_local")
     _run("extract", demo_dir / "images", "--local", "-o", tmp / "o.h5")
-    mapping = {"method": "method", "model": "model", "weights": "weights", "layer": "layer", "size": "size",
-               "scales": "scales", "max_features": "max_features", "dim": "pca_dim", "half": "half"}
-    assert _pick(seen["kwargs"], mapping) == dataclasses.asdict(LocalExtractConfig())
+    assert _config(seen, LocalExtractConfig) == LocalExtractConfig()
 
 
 @pytest.mark.parametrize("argv,module,fn,cls,mapping", [
     (["index", "search", "--database", "{a}", "--queries", "{b}"], "retrievalkit.search.stages", "search",
-     SearchConfig, {"top_k": "k", "block_size": "block"}),
-    (["index", "knn", "{a}"], "retrievalkit.search.stages", "knn", KnnConfig, {"top_k": "k", "block_size": "block"}),
-    (["index", "fuse", "{a}", "{b}"], "retrievalkit.search.fusion", "fuse_ranks_files", FuseConfig, {"top_k": "k"}),
-    (["whiten", "{a}"], "retrievalkit.whiten.stage", "learn_whitening", WhitenConfig,
-     {"method": "method", "dim": "dim", "shrinkage": "shrinkage", "power": "power"}),
+     SearchConfig, None),
+    (["index", "knn", "{a}"], "retrievalkit.search.stages", "knn", KnnConfig, None),
+    (["index", "fuse", "{a}", "{b}"], "retrievalkit.search.fusion", "fuse_ranks_files", FuseConfig, None),
+    (["whiten", "{a}"], "retrievalkit.whiten.stage", "learn_whitening", WhitenConfig, None),
     (["whiten", "apply", "{a}", "--whitening", "{b}"], "retrievalkit.whiten.stage", "apply_whitening_file",
-     ApplyWhiteningConfig, {"dim": "dim"}),
+     ApplyWhiteningConfig, None),
     (["diffuse-prepare", "--database", "{a}"], "retrievalkit.diffusion.stage", "prepare_spectral", DiffusionConfig,
-     {"rank": "rank", "graph_k": "graph_k", "mutual": "mutual", "gamma": "gamma"}),
+     ("rank", "graph_k", "mutual", "gamma")),
     (["propagate", "{a}", "--labels", "{b}"], "retrievalkit.diffusion.propagation_stage", "propagate",
      PropagationConfig, None),
     (["manifold-mine", "{a}", "--graph", "{b}"], "retrievalkit.mining.manifold", "manifold_mine",
-     ManifoldMineConfig, {"method": "method", "anchors": "n_anchors", "k_pos": "k_pos", "k_neg": "k_neg",
-                          "max_pos": "max_pos", "max_neg": "max_neg", "gamma": "gamma", "alpha": "alpha",
-                          "iters": "iters", "graph_k": "graph_k", "mutual": "mutual", "block_size": "batch",
-                          "seed": "seed"}),
+     ManifoldMineConfig, None),
 ])
 def test_stage_defaults(monkeypatch, tmp, argv, module, fn, cls, mapping):
     seen = _capture(monkeypatch, module, fn)
     _run(*[a.format(a=tmp / "a.h5", b=tmp / "b.h5") for a in argv], "-o", tmp / "o.h5")
     if mapping is None:  # the stage takes the config itself
-        assert seen["kwargs"]["config"] == cls()
-    else:
-        assert _pick(seen["kwargs"], mapping) == _defaults(cls, mapping)
+        assert _config(seen, cls) == cls()
+    else:  # the config's fields that the stage uses
+        assert _defaults(cls, mapping) == {f: getattr(_config(seen, cls), f) for f in mapping}
 
 
 def test_asmk_defaults(monkeypatch, tmp):
@@ -116,19 +111,17 @@ def test_asmk_defaults(monkeypatch, tmp):
     monkeypatch.setattr(locals_io, "count_locals", lambda path: (3, 0, 0))
     seen = _capture(monkeypatch, "retrievalkit.search.asmk", "build_asmk")
     _run("index", "asmk", tmp / "a.h5", "-o", tmp / "o.h5")
-    mapping = {"codebook_size": "codebook_size", "ma": "ma", "block_size": "chunk", "iters": "niter", "seed": "seed"}
-    assert _pick(seen["kwargs"], mapping) == _defaults(AsmkConfig, mapping)
+    assert _config(seen, AsmkConfig) == AsmkConfig()
     monkeypatch.setattr(locals_io, "read_locals", lambda path: types.SimpleNamespace(counts=lambda: np.ones(3)))
     seen = _capture(monkeypatch, "retrievalkit.search.asmk", "search_asmk_files")
     _run("index", "search-asmk", "--database", tmp / "a.h5", "--queries", tmp / "b.h5", "-o", tmp / "o.h5")
-    mapping = {"top_k": "k", "ma": "ma", "alpha": "alpha", "tau": "tau"}
-    assert _pick(seen["kwargs"], mapping) == _defaults(AsmkSearchConfig, mapping)
+    assert _config(seen, AsmkSearchConfig) == AsmkSearchConfig()
 
 
 def test_diffuse_defaults(monkeypatch, tmp):
     seen = _capture(monkeypatch, "retrievalkit.diffusion.stage", "diffuse")
     _run("diffuse", "--database", tmp / "a.h5", "--queries", tmp / "b.h5", "-o", tmp / "o.h5")
-    assert seen["kwargs"]["config"] == DiffusionConfig()
+    assert _config(seen, DiffusionConfig) == DiffusionConfig()
 
 
 def test_verify_defaults(monkeypatch, tmp):
@@ -137,7 +130,7 @@ def test_verify_defaults(monkeypatch, tmp):
     monkeypatch.setattr(ranks_io, "read_ranks", lambda path: types.SimpleNamespace(query_names=["q"]))
     seen = _capture(monkeypatch, "retrievalkit.verify.rerank", "verify_ranks")
     _run("verify", tmp / "a.h5", "--queries", tmp / "a.h5", "--database", tmp / "b.h5", "-o", tmp / "o.h5")
-    assert seen["kwargs"]["params"] == VerifyParams()
+    assert _config(seen, VerifyParams) == VerifyParams()
 
 
 def test_train_defaults(monkeypatch, tmp):
@@ -150,90 +143,41 @@ def test_train_defaults(monkeypatch, tmp):
 
 def test_sfm_mine_defaults(monkeypatch, tmp):
     from retrievalkit.mining.colmap import SfmOptions
+    from retrievalkit.mining.sfm import sfm_options
 
     seen = _capture(monkeypatch, "retrievalkit.mining.sfm", "sfm_mine")
     _run("sfm-mine", tmp / "dir", "-o", tmp / "t.h5")
-    kw = seen["kwargs"]
     d = SfmMineConfig()
-    for field in ("positive", "per_query", "min_overlap", "max_scale", "min_shared", "negatives", "val_fraction",
-                  "seed", "model", "size", "cluster_threshold", "retry_failed"):
-        assert kw[field] == getattr(d, field), field
-    assert kw["cluster_k"] == d.graph_k
-    o = kw["options"]
-    assert o == SfmOptions(max_image_size=d.sift_size, max_features=d.max_features, matcher=d.matcher,
-                           overlap=d.overlap, min_model_size=d.min_model_size, relaxed_init=d.relaxed_init,
-                           mapper_trials=d.mapper_trials, timeout=d.timeout, seed=d.seed)
-    assert o == SfmOptions()  # and the reconstruction's own defaults are the same
+    assert _config(seen, SfmMineConfig) == d
+    assert sfm_options(d) == SfmOptions(max_image_size=d.sift_size, max_features=d.max_features, matcher=d.matcher,
+                                        overlap=d.overlap, min_model_size=d.min_model_size,
+                                        relaxed_init=d.relaxed_init, mapper_trials=d.mapper_trials,
+                                        timeout=d.timeout, seed=d.seed)
+    assert sfm_options(d) == SfmOptions()  # and the reconstruction's own defaults are the same
 
 
 def test_copy_detect_defaults(monkeypatch, tmp):
     seen = _capture(monkeypatch, "retrievalkit.copydetect.stage", "copy_detect")
     _run("copy-detect", "--queries", tmp / "dir", "--database", tmp / "dir", "--training", tmp / "dir",
          "-o", tmp / "m.csv")
-    assert seen["args"][5] == CopyDetectConfig().resolved(has_training=True)
+    assert _config(seen, CopyDetectConfig) == CopyDetectConfig().resolved(has_training=True)
     d = CopyDetectConfig()
     assert d.query_views == "full,center,grid" and d.verify is not None and d.verify.top == 10
     _run("copy-detect", "--queries", tmp / "dir", "--database", tmp / "dir", "-o", tmp / "m.csv")
-    assert seen["args"][5] == CopyDetectConfig().resolved(has_training=False)
-    assert seen["args"][5].dim == 0 and seen["args"][5].norm_beta == 0
+    cfg = _config(seen, CopyDetectConfig)
+    assert cfg == CopyDetectConfig().resolved(has_training=False)
+    assert cfg.dim == 0 and cfg.norm_beta == 0
 
 
 def test_import_cirtorch_defaults(monkeypatch, tmp):
+    from retrievalkit.configs.train import CirtorchImportConfig
     from retrievalkit.train.cirtorch_import import import_cirtorch
 
     sig = inspect.signature(import_cirtorch).parameters
     seen = _capture(monkeypatch, "retrievalkit.train.cirtorch_import", "import_cirtorch")
     _run("train", "import-cirtorch", tmp / "t.pkl", "-o", tmp / "t.h5")
-    assert seen["args"][2] == sig["image_root"].default
-    assert {k: seen["kwargs"][k] for k in ("val", "layout")} == {k: sig[k].default for k in ("val", "layout")}
-
-
-def _signature_defaults(fn, mapping: dict[str, str]) -> dict:
-    params = inspect.signature(fn).parameters
-    return {field: params[arg].default for field, arg in mapping.items()}
-
-
-def test_library_functions_take_the_configs_defaults():
-    from retrievalkit.diffusion.stage import prepare_spectral
-    from retrievalkit.extract.global_desc import extract_global
-    from retrievalkit.extract.local_desc import extract_local
-    from retrievalkit.mining.manifold import manifold_mine
-    from retrievalkit.mining.sfm import sfm_mine
-    from retrievalkit.search.asmk import build_asmk, search_asmk_files
-    from retrievalkit.search.fusion import fuse_ranks_files
-    from retrievalkit.search.stages import knn, search
-    from retrievalkit.verify.rerank import verify_ranks
-    from retrievalkit.whiten.stage import apply_whitening_file, learn_whitening
-
-    g = [f.name for f in dataclasses.fields(GlobalExtractConfig)]
-    cases = [
-        (extract_global, GlobalExtractConfig, {f: f for f in g}),
-        (extract_local, LocalExtractConfig, {"method": "method", "model": "model", "weights": "weights",
-                                             "layer": "layer", "size": "size", "scales": "scales",
-                                             "max_features": "max_features", "dim": "pca_dim", "half": "half"}),
-        (search, SearchConfig, {"top_k": "k", "block_size": "block"}),
-        (knn, KnnConfig, {"top_k": "k", "block_size": "block"}),
-        (build_asmk, AsmkConfig, {"codebook_size": "codebook_size", "ma": "ma", "block_size": "chunk",
-                                  "iters": "niter", "seed": "seed"}),
-        (search_asmk_files, AsmkSearchConfig, {"top_k": "k", "ma": "ma", "alpha": "alpha", "tau": "tau"}),
-        (fuse_ranks_files, FuseConfig, {"top_k": "k"}),
-        (learn_whitening, WhitenConfig, {"method": "method", "dim": "dim", "shrinkage": "shrinkage",
-                                         "power": "power"}),
-        (apply_whitening_file, ApplyWhiteningConfig, {"dim": "dim"}),
-        (prepare_spectral, DiffusionConfig, {"rank": "rank", "graph_k": "graph_k", "mutual": "mutual",
-                                             "gamma": "gamma"}),
-        (manifold_mine, ManifoldMineConfig, {"method": "method", "anchors": "n_anchors", "k_pos": "k_pos",
-                                             "k_neg": "k_neg", "max_pos": "max_pos", "max_neg": "max_neg",
-                                             "gamma": "gamma", "alpha": "alpha", "iters": "iters",
-                                             "graph_k": "graph_k", "mutual": "mutual", "block_size": "batch",
-                                             "seed": "seed"}),
-        (sfm_mine, SfmMineConfig, {f: f for f in ("positive", "per_query", "min_overlap", "max_scale", "min_shared",
-                                                  "negatives", "val_fraction", "seed", "model", "size",
-                                                  "cluster_threshold", "retry_failed")} | {"graph_k": "cluster_k"}),
-    ]
-    for fn, cls, mapping in cases:
-        assert _signature_defaults(fn, mapping) == _defaults(cls, mapping), fn.__name__
-    assert inspect.signature(verify_ranks).parameters["top_k"].default is None  # None: the params' shortlist
+    assert seen["kwargs"]["image_root"] == sig["image_root"].default
+    assert _config(seen, CirtorchImportConfig) == CirtorchImportConfig()
 
 
 def test_help_shows_the_configs_defaults():

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from retrievalkit.cli.app import app
+from retrievalkit.configs.extract import GlobalExtractConfig
 from retrievalkit.errors import BadInputError
 from retrievalkit.extract.global_desc import extract_global
 from retrievalkit.extract.inputs import resolve_inputs
@@ -46,7 +47,7 @@ def test_extract_with_nothing_readable_leaves_no_partial(tmp_path):
     lst.write_text("missing/x.jpg\nmissing/y.jpg\n")
     out = tmp_path / "f.h5"
     with pytest.raises(BadInputError, match="none of the 2 images"):
-        extract_global(photos, out, model="tiny-cnn", size=32, list_file=lst, workers=0)
+        extract_global(photos, out, GlobalExtractConfig(model="tiny-cnn", size=32, workers=0), list_file=lst)
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 

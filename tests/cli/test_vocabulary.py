@@ -206,18 +206,20 @@ def test_options_that_do_not_apply_are_refused(files, demo_dir, capsys):
 
 def test_ranges_are_checked_alike_by_library_and_cli(files, demo_dir, capsys):
     t, f = files
+    from retrievalkit.configs.extract import GlobalExtractConfig
+    from retrievalkit.configs.search import SearchConfig
     from retrievalkit.extract.global_desc import extract_global
     from retrievalkit.search.stages import search
 
     code, err = _main(["-q", "extract", str(demo_dir / "images"), "-o", str(t / "o.h5"), "--p", "0"], capsys)
     assert code == 2 and "--p 0.0: must be > 0" in err
     with pytest.raises(UsageError, match=r"--p 0: must be > 0"):
-        extract_global(demo_dir / "images", t / "o.h5", p=0)
+        extract_global(demo_dir / "images", t / "o.h5", GlobalExtractConfig(p=0))
     code, err = _main(["-q", "index", "search", "--database", str(f), "--queries", str(f), "-o", str(t / "r.h5"),
                        "-k", "0"], capsys)
     assert code == 2 and "--top-k 0: must be at least 1" in err
     with pytest.raises(UsageError, match=r"--top-k 0: must be at least 1"):
-        search(f, f, t / "r.h5", k=0)
+        search(f, f, t / "r.h5", SearchConfig(top_k=0))
     code, err = _main(["-q", "diffuse", "--database", str(f), "--queries", str(f), "-o", str(t / "r.h5"),
                        "--alpha", "1"], capsys)
     assert code == 2 and "--alpha 1.0: must lie in (0, 1)" in err

@@ -5,11 +5,16 @@ import shutil
 import numpy as np
 import pytest
 
+from retrievalkit.configs.extract import GlobalExtractConfig
 from retrievalkit.errors import BadInputError
 from retrievalkit.extract import extract_global, merge_features
 from retrievalkit.io import partial_path, read_features
 
 KW = dict(model="tiny-cnn", size=96, workers=0)
+
+
+def _cfg(**settings) -> GlobalExtractConfig:
+    return GlobalExtractConfig(**{**KW, **settings})
 
 
 @pytest.fixture()
@@ -25,14 +30,14 @@ def photos(tmp_path, demo_dir):
 
 
 def test_folder_names_sorted_relative(photos, tmp_path):
-    f = read_features(extract_global(photos, tmp_path / "f.h5", **KW))
+    f = read_features(extract_global(photos, tmp_path / "f.h5", _cfg()))
     assert f.names == sorted(f.names) and all(n.startswith(("a/", "b/")) for n in f.names)
     assert f.vectors.shape == (12, f.dim)
     assert np.allclose(np.linalg.norm(f.vectors, axis=1), 1, atol=1e-5)
 
 
 def test_resume_after_interruption_gives_same_vectors(photos, tmp_path):
-    ref = read_features(extract_global(photos, tmp_path / "ref.h5", **KW))
+    ref = read_features(extract_global(photos, tmp_path / "ref.h5", _cfg()))
     out = tmp_path / "f.h5"
     seen = []
 
@@ -42,10 +47,10 @@ def test_resume_after_interruption_gives_same_vectors(photos, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        extract_global(photos, out, flush_every=3, progress=interrupt, **KW)
+        extract_global(photos, out, _cfg(), flush_every=3, progress=interrupt)
     assert not out.exists() and partial_path(out).exists()
     calls = []
-    got = read_features(extract_global(photos, out, resume=True, flush_every=3, progress=calls.append, **KW))
+    got = read_features(extract_global(photos, out, _cfg(), resume=True, flush_every=3, progress=calls.append))
     assert calls[0] == 6  # the two flushed batches of 3 were kept, the rest redone
     assert got.names == ref.names
     assert np.allclose(got.vectors, ref.vectors, atol=1e-6)
@@ -53,8 +58,8 @@ def test_resume_after_interruption_gives_same_vectors(photos, tmp_path):
 
 
 def test_shards_merge_equal_one_run(photos, tmp_path):
-    ref = read_features(extract_global(photos, tmp_path / "ref.h5", **KW))
-    parts = [extract_global(photos, tmp_path / f"s{i}.h5", shard=(i, 3), **KW) for i in (3, 1, 2)]
+    ref = read_features(extract_global(photos, tmp_path / "ref.h5", _cfg()))
+    parts = [extract_global(photos, tmp_path / f"s{i}.h5", _cfg(), shard=(i, 3)) for i in (3, 1, 2)]
     merged = read_features(merge_features(parts, tmp_path / "m.h5"))
     assert merged.names == ref.names
     assert np.allclose(merged.vectors, ref.vectors, atol=1e-6)
@@ -65,22 +70,22 @@ def test_shards_merge_equal_one_run(photos, tmp_path):
 def test_corrupt_image_reported_and_skipped(photos, tmp_path):
     (photos / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     failures = []
-    f = read_features(extract_global(photos, tmp_path / "f.h5", on_failure=lambda n, r: failures.append(n), **KW))
+    f = read_features(extract_global(photos, tmp_path / "f.h5", _cfg(), on_failure=lambda n, r: failures.append(n)))
     assert failures == ["a/broken.jpg"]
     assert f.failed == ["a/broken.jpg"] and "a/broken.jpg" not in f.names and len(f.names) == 12
 
 
 def test_batched_equals_single(photos, tmp_path):
-    one = read_features(extract_global(photos, tmp_path / "1.h5", **KW))
-    many = read_features(extract_global(photos, tmp_path / "8.h5", **dict(KW, batch_size=8)))
+    one = read_features(extract_global(photos, tmp_path / "1.h5", _cfg()))
+    many = read_features(extract_global(photos, tmp_path / "8.h5", _cfg(batch_size=8)))
     assert many.names == one.names and np.allclose(many.vectors, one.vectors, atol=1e-5)
 
 
 def test_multiscale_and_regions(photos, tmp_path):
-    ms = read_features(extract_global(photos, tmp_path / "ms.h5", scales=(1, 0.7071, 0.5), **KW))
-    ss = read_features(extract_global(photos, tmp_path / "ss.h5", **KW))
+    ms = read_features(extract_global(photos, tmp_path / "ms.h5", _cfg(scales=(1, 0.7071, 0.5))))
+    ss = read_features(extract_global(photos, tmp_path / "ss.h5", _cfg()))
     assert ms.vectors.shape == ss.vectors.shape and not np.allclose(ms.vectors, ss.vectors)
-    rg = read_features(extract_global(photos, tmp_path / "r.h5", regions=True, **KW))
+    rg = read_features(extract_global(photos, tmp_path / "r.h5", _cfg(regions=True)))
     assert rg.image_index is not None and rg.vectors.shape[0] > len(rg.names)
     assert sorted(set(rg.image_index.tolist())) == list(range(len(rg.names)))
 
@@ -102,7 +107,7 @@ def test_torchrun_two_processes_equal_one_run(photos, tmp_path):
     import subprocess
     import sys
 
-    ref = read_features(extract_global(photos, tmp_path / "ref.h5", **KW))
+    ref = read_features(extract_global(photos, tmp_path / "ref.h5", _cfg()))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
            "retrievalkit", "-q", "extract", str(photos), "-o", str(tmp_path / "dist.h5"), "--model", "tiny-cnn",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from retrievalkit.configs.extract import GlobalExtractConfig
 from retrievalkit.extract import extract_global
 from retrievalkit.extract.global_desc import build_network
 from retrievalkit.images.discover import find_images
@@ -18,8 +19,8 @@ def test_extract_equals_plain_forward_passes(tmp_path, demo_dir):
     root = demo_dir / "images"
     names = find_images(root)[:8]
     (tmp_path / "list.txt").write_text("\n".join(names) + "\n")
-    got = read_features(extract_global(root, tmp_path / "f.h5", model="efficientnet-lite0", size=128, workers=0,
-                                       batch_size=4, list_file=tmp_path / "list.txt"))
+    got = read_features(extract_global(root, tmp_path / "f.h5", GlobalExtractConfig(
+        model="efficientnet-lite0", size=128, workers=0, batch_size=4), list_file=tmp_path / "list.txt"))
     net = build_network("efficientnet-lite0")
     ds = ImageDataset(root, names, 128, net.mean, net.std)
     with torch.inference_mode():

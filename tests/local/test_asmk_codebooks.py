@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
+from retrievalkit.configs.search import AsmkConfig, AsmkSearchConfig
 from retrievalkit.errors import BadInputError
 from retrievalkit.io.asmk import read_asmk_index, read_asmk_indexes
 from retrievalkit.io.locals import pack_locals, write_locals
@@ -46,8 +47,9 @@ def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("codebooks")
     db, q = _locals(tmp)
     train = tmp / "train.loc.h5"
-    multi = build_asmk(db, tmp / "multi.h5", codebook_size=16, seed=5, codebooks=3, train=train)
-    singles = [build_asmk(db, tmp / f"one.{s}.h5", codebook_size=16, seed=s, train=train) for s in (5, 6, 7)]
+    multi = build_asmk(db, tmp / "multi.h5", AsmkConfig(codebook_size=16, seed=5, codebooks=3), train=train)
+    singles = [build_asmk(db, tmp / f"one.{s}.h5", AsmkConfig(codebook_size=16, seed=s), train=train)
+               for s in (5, 6, 7)]
     return tmp, db, q, multi, singles
 
 
@@ -67,11 +69,11 @@ def test_each_codebook_is_the_one_codebook_index_of_its_seed(built):
 
 def test_search_averages_the_codebooks_scores(built):
     tmp, _, q, multi, singles = built
-    fused = read_ranks(search_asmk_files(multi, q, tmp / "multi.ranks.h5", k=12))
+    fused = read_ranks(search_asmk_files(multi, q, tmp / "multi.ranks.h5", AsmkSearchConfig(top_k=12)))
     assert fused.config["codebooks"] == 3
     expected = np.zeros((4, 12))
     for path in singles:
-        r = read_ranks(search_asmk_files(path, q, tmp / "one.ranks.h5", k=12))
+        r = read_ranks(search_asmk_files(path, q, tmp / "one.ranks.h5", AsmkSearchConfig(top_k=12)))
         for qi in range(4):
             ok = r.indices[qi] >= 0
             expected[qi, r.indices[qi][ok]] += r.scores[qi][ok] / 3
@@ -87,11 +89,12 @@ def test_shards_reuse_all_codebooks(built):
     tmp, db, q, multi, _ = built
     shards = [build_asmk(db, tmp / f"sh.{i}.h5", codebook=multi, shard=(i, 2)) for i in (1, 2)]
     assert all(len(read_asmk_indexes(p, codebook_only=True)[1]) == 3 for p in shards)
-    whole = read_ranks(search_asmk_files(multi, q, tmp / "w.h5", k=12))
-    parts = read_ranks(search_asmk_files(shards, q, tmp / "p.h5", k=12))
+    whole = read_ranks(search_asmk_files(multi, q, tmp / "w.h5", AsmkSearchConfig(top_k=12)))
+    parts = read_ranks(search_asmk_files(shards, q, tmp / "p.h5", AsmkSearchConfig(top_k=12)))
     np.testing.assert_array_equal(parts.indices, whole.indices)
     np.testing.assert_allclose(parts.scores, whole.scores, rtol=1e-5)
-    one = build_asmk(db, tmp / "other.h5", codebook_size=16, seed=5, train=tmp / "train.loc.h5")  # the first only
+    # the first only
+    one = build_asmk(db, tmp / "other.h5", AsmkConfig(codebook_size=16, seed=5), train=tmp / "train.loc.h5")
     with pytest.raises(BadInputError, match="other codebooks"):
         search_asmk_files([shards[0], one], q, tmp / "x.h5")
 

@@ -100,6 +100,7 @@ def test_shards_search_like_one_index(folders):
 def test_view_synthesis_verify_and_fusion(folders):
     """Python API on the pipeline's real-photo outputs: verification with simulated query views, then
     late fusion of the ASMK and verified rankings."""
+    from retrievalkit.configs.search import FuseConfig
     from retrievalkit.errors import UsageError
     from retrievalkit.search.fusion import fuse_ranks_files
     from retrievalkit.verify.rerank import VerifyParams, verify_ranks
@@ -107,8 +108,8 @@ def test_view_synthesis_verify_and_fusion(folders):
     tmp, db, q = folders
     if not (tmp / "v.h5").exists():
         pytest.skip("needs the pipeline test's outputs")
-    out = verify_ranks(tmp / "ranks.h5", tmp / "q.loc.h5", tmp / "db.loc.h5", tmp / "vs.h5", top_k=8,
-                       params=VerifyParams(view_tilts=(2.0,)))
+    out = verify_ranks(tmp / "ranks.h5", tmp / "q.loc.h5", tmp / "db.loc.h5", tmp / "vs.h5",
+                       VerifyParams(shortlist=8, view_tilts=(2.0,)))
     v = read_ranks(out)
     assert v.config["view_tilts"] == [2.0] and v.config["verified_pairs"] >= 2
     assert (v.indices[0] == -1).all()  # the blank query stays empty
@@ -117,8 +118,8 @@ def test_view_synthesis_verify_and_fusion(folders):
     if (tmp / "q.deep.h5").exists():
         with pytest.raises(UsageError, match="SIFT"):
             verify_ranks(tmp / "ranks.h5", tmp / "q.deep.h5", tmp / "q.deep.h5", tmp / "x.h5",
-                         params=VerifyParams(view_tilts=(2.0,)))
-    f = read_ranks(fuse_ranks_files([tmp / "ranks.h5", out], tmp / "f.h5", k=8))
+                         VerifyParams(view_tilts=(2.0,)))
+    f = read_ranks(fuse_ranks_files([tmp / "ranks.h5", out], tmp / "f.h5", FuseConfig(top_k=8)))
     assert f.config["method"] == "fusion" and f.db_names == v.db_names
     for qi, scene in ((1, "et_toy"), (2, "kermit")):
         assert f.db_names[f.indices[qi, 0]].startswith(scene)

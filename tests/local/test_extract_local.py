@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from retrievalkit.configs.extract import LocalExtractConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.extract.local_deep import how_select
 from retrievalkit.extract.local_desc import PCA_RIDGE, extract_local, read_pca
@@ -64,8 +65,8 @@ def _folder(tmp_path, scenes=("berliner_dom", "et_toy"), per=2, blank=False):
 def test_deep_locals_tiny_cnn_positions_and_shared_pca(tmp_path):
     _need_demo()
     root = _folder(tmp_path)
-    db = extract_local(root, tmp_path / "db.h5", method="deep", model="tiny-cnn", size=160, scales=(1.0, 0.5),
-                       max_features=50, pca_dim=16)
+    db = extract_local(root, tmp_path / "db.h5", LocalExtractConfig(method="deep", model="tiny-cnn", size=160,
+                                                                    scales=(1.0, 0.5), max_features=50, dim=16))
     loc = read_locals(db)
     assert len(loc) == 4 and loc.dim == 16 and loc.keypoints.shape[1] == 4
     assert (loc.counts() > 0).all() and (loc.counts() <= 50).all()
@@ -76,21 +77,22 @@ def test_deep_locals_tiny_cnn_positions_and_shared_pca(tmp_path):
         assert max(w, h) > 160
         assert (kp[:, 0] >= 0).all() and (kp[:, 0] <= w).all() and (kp[:, 1] >= 0).all() and (kp[:, 1] <= h).all()
         assert kp[:, 0].max() > 0.6 * w  # not squeezed into the resized frame
-    q = extract_local(root, tmp_path / "q.h5", method="deep", model="tiny-cnn", size=160, scales=(1.0,),
-                      max_features=20, pca=db, list_file=None)
+    q = extract_local(root, tmp_path / "q.h5", LocalExtractConfig(method="deep", model="tiny-cnn", size=160,
+                                                                  scales=(1.0,), max_features=20),
+                      pca=db, list_file=None)
     assert read_locals(q).config["pca"] == loc.config["pca"]
     m, p = read_pca(db)
     assert m.shape == (64,) and p.shape == (16, 64)  # (mean, proj): proj is (D_out, D_in)
     with pytest.raises(BadInputError, match="PCA"):
-        read_pca(extract_local(root, tmp_path / "s.h5", method="sift", size=160, max_features=10))
+        read_pca(extract_local(root, tmp_path / "s.h5", LocalExtractConfig(method="sift", size=160, max_features=10)))
     with pytest.raises(UsageError, match="s16"):
-        extract_local(root, tmp_path / "x.h5", model="tiny-cnn", layer="s16", size=160)
+        extract_local(root, tmp_path / "x.h5", LocalExtractConfig(model="tiny-cnn", layer="s16", size=160))
 
 
 def test_sift_locals_and_blank_image(tmp_path):
     _need_demo()
     root = _folder(tmp_path, per=1, blank=True)
-    out = extract_local(root, tmp_path / "s.h5", method="sift", size=320, max_features=300)
+    out = extract_local(root, tmp_path / "s.h5", LocalExtractConfig(method="sift", size=320, max_features=300))
     loc = read_locals(out)
     assert loc.names[-1] == "blank.jpg" or "blank.jpg" in loc.names
     counts = dict(zip(loc.names, loc.counts()))
@@ -116,10 +118,9 @@ def test_random_backbone_is_the_same_network_in_every_run(tmp_path):
     _need_demo()
     root = _folder(tmp_path, scenes=("et_toy",), per=1)
     torch.manual_seed(1)
-    a = read_locals(extract_local(root, tmp_path / "a.h5", method="deep", model="tiny-cnn", size=128,
-                                  scales=(1.0,), max_features=20, pca_dim=8))
+    cfg = LocalExtractConfig(method="deep", model="tiny-cnn", size=128, scales=(1.0,), max_features=20, dim=8)
+    a = read_locals(extract_local(root, tmp_path / "a.h5", cfg))
     torch.manual_seed(2)
-    b = read_locals(extract_local(root, tmp_path / "b.h5", method="deep", model="tiny-cnn", size=128,
-                                  scales=(1.0,), max_features=20, pca_dim=8))
+    b = read_locals(extract_local(root, tmp_path / "b.h5", cfg))
     np.testing.assert_array_equal(a.descriptors, b.descriptors)
     np.testing.assert_array_equal(a.keypoints, b.keypoints)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from retrievalkit.configs.search import FuseConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.io.ranks import Ranks, read_ranks, write_ranks
 from retrievalkit.search.fusion import fuse_ranks, fuse_ranks_files, fuse_scores
@@ -56,7 +57,7 @@ def test_fuse_ranks_files_round_trip_and_mismatch(tmp_path):
     s = np.array([[0.9, 0.2, 0.1], [0.1, 0.2, 0.9]])
     p1 = write_ranks(tmp_path / "r1.h5", _ranks(s, db, 3))
     p2 = write_ranks(tmp_path / "r2.h5", _ranks(s[:, ::-1].copy(), db, 3))
-    out = fuse_ranks_files([p1, p2, p1], tmp_path / "f.h5", k=2)
+    out = fuse_ranks_files([p1, p2, p1], tmp_path / "f.h5", FuseConfig(top_k=2))
     r = read_ranks(out)
     assert r.indices.shape == (2, 2) and r.config["method"] == "fusion"
     assert r.indices[0, 0] == 0 and r.indices[1, 0] == 2  # two votes of r1 beat one of r2

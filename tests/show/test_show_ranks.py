@@ -119,18 +119,18 @@ def test_thumbnails_are_cached_and_refreshed(demo_run, tmp_path):
     from retrievalkit.show import ShowConfig, build_ranks_report
 
     out = tmp_path / "r.html"
-    build_ranks_report([demo_run["ranks"]], out, images, config=ShowConfig(top_k=3))
+    build_ranks_report([demo_run["ranks"]], images, out, ShowConfig(top_k=3))
     thumbs = sorted((tmp_path / "r_files" / "t").glob("*.jpg"))
     assert thumbs
     before = {p: p.stat().st_mtime_ns for p in thumbs}
     time.sleep(0.05)
-    build_ranks_report([demo_run["ranks"]], out, images, config=ShowConfig(top_k=3))
+    build_ranks_report([demo_run["ranks"]], images, out, ShowConfig(top_k=3))
     assert {p: p.stat().st_mtime_ns for p in thumbs} == before  # reused, not rewritten
     data = page_data(out)
     first = images / data["names"][data["queries"][0]["q"]]
     later = time.time() + 5
     os.utime(first, (later, later))  # the source changed after its thumbnail was made
-    build_ranks_report([demo_run["ranks"]], out, images, config=ShowConfig(top_k=3))
+    build_ranks_report([demo_run["ranks"]], images, out, ShowConfig(top_k=3))
     changed = [p for p in thumbs if p.stat().st_mtime_ns != before[p]]
     assert changed == [tmp_path / data["images"][data["queries"][0]["q"]]]
 
@@ -147,7 +147,7 @@ def test_only_sort_and_unlabelled(demo_run, tmp_path):
     # without ground truth: the same gallery, unlabelled, in the ranks file's order
     from retrievalkit.show import build_ranks_report
 
-    build_ranks_report([demo_run["ranks"]], out, demo_run["images"])
+    build_ranks_report([demo_run["ranks"]], demo_run["images"], out)
     data = page_data(out)
     with h5py.File(demo_run["ranks"], "r") as f:
         file_order = [s.decode() for s in f["query_names"][()]]

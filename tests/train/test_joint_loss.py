@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -147,7 +148,7 @@ def test_joint_training_resumes_bit_identically_with_its_learned_weights(tmp_pat
     tup = _synthetic_set(tmp_path / "ims")  # 3 clusters: the AdaCos default scale applies
     cfg = TrainConfig(**CFG, loss="joint", batch_size=3, epochs=2, head_lr_mult=10.0)
     full = train(tup, tmp_path / "a" / "model.pt", cfg)
-    train(tup, tmp_path / "b" / "model.pt", cfg, epochs=1)
+    train(tup, tmp_path / "b" / "model.pt", dataclasses.replace(cfg, epochs=1))
     s1 = torch.load(state_path(tmp_path / "b" / "model.pt"), weights_only=True)["joint"]["log_vars"].clone()
     train(tup, tmp_path / "b" / "model.pt", cfg, resume=True)
     a, b = load_model(full).state_dict(), load_model(tmp_path / "b" / "model.pt").state_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -57,7 +58,7 @@ def test_resume_gives_the_weights_of_an_unbroken_run(tmp_path, loss, chunk):
     tup = _synthetic_set(tmp_path / "ims")
     cfg = TrainConfig(**CFG, loss=loss, batch_size=chunk, epochs=2)
     full = train(tup, tmp_path / "a" / "model.pt", cfg)
-    train(tup, tmp_path / "b" / "model.pt", cfg, epochs=1)
+    train(tup, tmp_path / "b" / "model.pt", dataclasses.replace(cfg, epochs=1))
     first = _state(tmp_path / "b" / "model.pt")
     train(tup, tmp_path / "b" / "model.pt", cfg, resume=True)
     a, b = _state(full), _state(tmp_path / "b" / "model.pt")

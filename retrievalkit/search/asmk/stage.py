@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from retrievalkit.configs.checks import stage_config
+from retrievalkit.configs.search import AsmkConfig, AsmkSearchConfig
 from retrievalkit.errors import BadInputError, UsageError
 from retrievalkit.images.discover import select_shard
 from retrievalkit.io.asmk import codebook_id, read_asmk_indexes, write_asmk_index
@@ -16,7 +19,6 @@ from retrievalkit.io.ranks import Ranks, write_ranks
 from retrievalkit.neighbours import Neighbours
 from retrievalkit.search.asmk.codebook import Quantizer, auto_codebook_size, train_codebook
 from retrievalkit.search.asmk.ivf import (
-    DEFAULT_MA_DB,
     DEFAULT_MA_QUERY,
     InvertedFileBuilder,
     query_scores,
@@ -27,25 +29,26 @@ from retrievalkit.search.asmk.kernel import DEFAULT_ALPHA, DEFAULT_TAU
 
 
 @writes_output("output", inputs=("locals_path", "codebook", "train"))
-def build_asmk(locals_path, output, *, codebook_size: int | None = None, codebook=None, train=None,
-               ma: int = DEFAULT_MA_DB, chunk: int = 500, shard: tuple[int, int] | None = None,
-               niter: int = 10, seed: int = 0, codebooks: int = 1,
-               progress: Callable[[int], None] | None = None) -> Path:
+def build_asmk(locals_path: str | os.PathLike, output: str | os.PathLike, config: AsmkConfig | None = None, *,
+               codebook: str | os.PathLike | None = None, train: str | os.PathLike | None = None,
+               shard: tuple[int, int] | None = None, progress: Callable[[int], None] | None = None) -> Path:
     """Build an ASMK* index of a locals file and write it (``rkit/asmk``); returns the output path.
 
     Args:
         locals_path: database locals (``rkit/locals``).
-        codebook_size: number of visual words; None: :func:`auto_codebook_size` of the training descriptors.
+        config: :class:`~retrievalkit.configs.search.AsmkConfig` (None: the defaults). ``codebook_size``: number
+            of visual words (None: :func:`auto_codebook_size` of the training descriptors); ``block_size``:
+            database images quantised and aggregated at a time (bounds memory); ``codebooks``: train this many
+            codebooks, k-means seeds ``seed``, ``seed + 1``, ..., and index the images with each (one inverted
+            file per codebook, all in the one output file); searching the file averages the codebooks' scores.
+            With ``codebook`` all codebooks of that file are reused instead.
         codebook: an ASMK index file whose codebook to reuse (required with ``shard``, so shards agree).
         train: a locals file to train the codebook on (default: ``locals_path`` itself).
-        chunk: database images quantised and aggregated at a time (bounds memory).
         shard: (i, n): index only the i-th of n contiguous blocks of images.
-        codebooks: train this many codebooks, k-means seeds ``seed``, ``seed + 1``, ..., and index the images
-            with each (one inverted file per codebook, all in the one output file); searching the file averages
-            the codebooks' scores. With ``codebook`` all codebooks of that file are reused instead.
     """
-    if ma < 1 or chunk < 1 or codebooks < 1:
-        raise UsageError(f"--ma {ma} / --block-size {chunk} / --codebooks {codebooks}: must be at least 1")
+    config = stage_config(config, AsmkConfig)
+    codebook_size, ma, chunk = config.codebook_size, config.ma, config.block_size
+    niter, seed, codebooks = config.iters, config.seed, config.codebooks
     n_img, n_desc, dim = count_locals(locals_path)
     start, stop = select_shard(list(range(n_img)), shard)
     inputs = {"locals": str(locals_path)}
@@ -63,29 +66,29 @@ def build_asmk(locals_path, output, *, codebook_size: int | None = None, codeboo
             builder.add(part.descriptors, part.offsets)
         if progress:
             progress(b - a)
-    config = {"codebook_size": int(all_centroids[0].shape[0]), "ma": int(ma), "binary": True,
+    settings = {"codebook_size": int(all_centroids[0].shape[0]), "ma": int(ma), "binary": True,
               "alpha": DEFAULT_ALPHA, "tau": DEFAULT_TAU, "locals": loc_config or {},
               "shard": list(shard) if shard else None, "shard_range": [start, stop], "total_images": n_img,
               "codebook_from": str(codebook) if codebook else str(train or locals_path),
               "codebook_id": codebook_id(all_centroids[0])}
     if seeds is not None:
-        config["seeds"] = seeds
-    ivfs = [builder.finish(config) for builder in builders]
+        settings["seeds"] = seeds
+    ivfs = [builder.finish(settings) for builder in builders]
     return write_asmk_index(Path(output), names, ivfs, inputs)
 
 
 @writes_output("output", inputs=("indexes", "queries"))
-def search_asmk_files(indexes, queries, output, *, k: int = 100, ma: int = DEFAULT_MA_QUERY,
-                      alpha: float = DEFAULT_ALPHA, tau: float = DEFAULT_TAU,
+def search_asmk_files(indexes: Sequence[str | os.PathLike] | str | os.PathLike, queries: str | os.PathLike,
+                      output: str | os.PathLike, config: AsmkSearchConfig | None = None, *,
                       progress: Callable[[int], None] | None = None) -> Path:
     """Rank query locals against one ASMK index (or several shards of one) and write a ranks file.
 
     Shards must share their codebooks; their database names are concatenated in the order given. An index of
     several codebooks scores each image by the mean of its codebooks' ASMK* scores (:func:`search_codebooks`).
     """
-    if k < 1 or ma < 1:
-        raise UsageError(f"-k {k} / --ma {ma}: must be at least 1")
-    if isinstance(indexes, (str, Path)):
+    config = stage_config(config, AsmkSearchConfig)
+    k, ma, alpha, tau = config.top_k, config.ma, config.alpha, config.tau
+    if isinstance(indexes, (str, os.PathLike)):
         indexes = [indexes]
     q = read_locals(queries)
     all_i, all_s, db_names, base, cb = [], [], [], 0, None
@@ -122,10 +125,10 @@ def search_asmk_files(indexes, queries, output, *, k: int = 100, ma: int = DEFAU
     idx = np.take_along_axis(idx, order, 1)
     sc = np.take_along_axis(sc, order, 1)
     sc[idx < 0] = 0
-    config = {"method": "asmk*", "k": int(k), "ma_query": int(ma), "alpha": float(alpha), "tau": float(tau),
+    settings = {"method": "asmk*", "k": int(k), "ma_query": int(ma), "alpha": float(alpha), "tau": float(tau),
               "indexes": [str(p) for p in indexes], "queries_without_features": int((q.counts() == 0).sum()),
               "codebooks": n_cb}
-    return write_ranks(output, Ranks(q.names, db_names, idx, sc.astype(np.float32), config),
+    return write_ranks(output, Ranks(q.names, db_names, idx, sc.astype(np.float32), settings),
                        inputs={"queries": str(queries), **{f"index{i}": str(p) for i, p in enumerate(indexes)}})
 
 
