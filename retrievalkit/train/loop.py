@@ -174,6 +174,15 @@ def _dist_info() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def _dist_device(device: str) -> tuple[int, int, str]:
+    """(rank, world size, this process's device): under torchrun with CUDA each rank takes its LOCAL_RANK's GPU."""
+    rank, world = _dist_info()
+    if world > 1 and device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
+        torch.cuda.set_device(device)
+    return rank, world, device
+
+
 def _all_reduce_grads(params, world: int) -> None:
     import torch.distributed as dist
 
@@ -225,11 +234,7 @@ def train(tuples: str | os.PathLike, output: str | os.PathLike, config: TrainCon
     cfg.check()
     output = Path(output)
     events = step_events(events, progress)
-    rank, world = _dist_info()
-    device = cfg.device
-    if world > 1 and device.startswith("cuda"):
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
-        torch.cuda.set_device(device)
+    rank, world, device = _dist_device(cfg.device)
 
     tup = read_tuples(tuples)
     if len(tup) == 0:

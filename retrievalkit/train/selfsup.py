@@ -134,7 +134,7 @@ def train_selfsupervised(images: str | os.PathLike, output: str | os.PathLike,
     from retrievalkit.images.discover import find_images
     from retrievalkit.train.loop import (
         _all_reduce_grads,
-        _dist_info,
+        _dist_device,
         _resume,
         build_net,
         make_optimizer,
@@ -145,11 +145,7 @@ def train_selfsupervised(images: str | os.PathLike, output: str | os.PathLike,
     cfg = SelfSupervisedConfig(**asdict(stage_config(config, SelfSupervisedConfig)))  # a copy
     output = Path(output)
     events = step_events(events, progress)
-    rank, world = _dist_info()
-    device = cfg.device
-    if world > 1 and device.startswith("cuda"):
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
-        torch.cuda.set_device(device)
+    rank, world, device = _dist_device(cfg.device)
     names = find_images(images)
     if len(names) < 2:
         raise BadInputError(f"{images}: holds {len(names)} image(s); self-supervised training needs at least 2")

@@ -197,20 +197,31 @@ def top_k(scores: np.ndarray, k: int) -> Neighbours:
 def search_asmk(ivf: InvertedFile, query_descriptors: np.ndarray, query_offsets: np.ndarray, k: int = 100,
                 ma: int = DEFAULT_MA_QUERY, alpha: float = DEFAULT_ALPHA, tau: float = DEFAULT_TAU,
                 progress: Callable[[int], None] | None = None) -> Neighbours:
-    """Rank the database for each query image.
+    """Rank the database for each query image (:func:`search_codebooks` with one inverted file).
 
     Returns ``Neighbours(scores (Q, k) float32, ids (Q, k) int64 with -1 pads)``. Only database images with a
     positive score are returned (a query with no local features gets an all -1 row).
     """
-    quantizer = Quantizer(ivf.codebook)
-    q = len(query_offsets) - 1
+    return search_codebooks([ivf], query_descriptors, query_offsets, k, ma, alpha, tau, progress)
+
+
+def search_codebooks(ivfs, query_descriptors: np.ndarray, query_offsets: np.ndarray, k: int = 100,
+                     ma: int = DEFAULT_MA_QUERY, alpha: float = DEFAULT_ALPHA, tau: float = DEFAULT_TAU,
+                     progress: Callable[[int], None] | None = None) -> Neighbours:
+    """Rank the database of several inverted files over the same images (one per codebook) for each query by
+    the mean of their ASMK* scores (each already normalised per image pair, so codebooks weigh alike: the
+    "multiple vocabularies" of Jégou & Chum, ECCV 2012, for ASMK). Same result layout as
+    :func:`~retrievalkit.search.asmk.ivf.search_asmk`: ``Neighbours(scores (Q, k), ids (Q, k))``, -1 pads,
+    only images with a positive mean score."""
+    quantizers = [Quantizer(v.codebook) for v in ivfs]
+    n_q = len(query_offsets) - 1
     k = max(1, int(k))
-    idx = np.full((q, k), -1, np.int64)
-    sc = np.zeros((q, k), np.float32)
-    for i in range(q):
+    idx = np.full((n_q, k), -1, np.int64)
+    sc = np.zeros((n_q, k), np.float32)
+    for i in range(n_q):
         a, b = int(query_offsets[i]), int(query_offsets[i + 1])
-        s = query_scores(ivf, quantizer, query_descriptors[a:b], ma, alpha, tau)
-        ss, ii = top_k(s, k)
+        s = sum(query_scores(v, qz, query_descriptors[a:b], ma, alpha, tau) for v, qz in zip(ivfs, quantizers))
+        ss, ii = top_k(np.asarray(s, np.float64) / len(ivfs), k)
         keep = ss > 0
         n = int(keep.sum())
         idx[i, :n], sc[i, :n] = ii[keep], ss[keep]
@@ -220,4 +231,4 @@ def search_asmk(ivf: InvertedFile, query_descriptors: np.ndarray, query_offsets:
 
 
 __all__ = ["DEFAULT_MA_DB", "DEFAULT_MA_QUERY", "InvertedFile", "InvertedFileBuilder", "build_inverted_file",
-           "query_scores", "top_k", "search_asmk"]
+           "query_scores", "top_k", "search_asmk", "search_codebooks"]

@@ -16,14 +16,11 @@ from retrievalkit.io.asmk import codebook_id, read_asmk_indexes, write_asmk_inde
 from retrievalkit.io.locals import count_locals, read_locals
 from retrievalkit.io.output import writes_output
 from retrievalkit.io.ranks import Ranks, write_ranks
-from retrievalkit.neighbours import Neighbours
-from retrievalkit.search.asmk.codebook import Quantizer, auto_codebook_size, train_codebook
+from retrievalkit.search.asmk.codebook import auto_codebook_size, train_codebook
 from retrievalkit.search.asmk.ivf import (
-    DEFAULT_MA_QUERY,
     InvertedFileBuilder,
-    query_scores,
     search_asmk,
-    top_k,
+    search_codebooks,
 )
 from retrievalkit.search.asmk.kernel import DEFAULT_ALPHA, DEFAULT_TAU
 
@@ -130,31 +127,6 @@ def search_asmk_files(indexes: Sequence[str | os.PathLike] | str | os.PathLike, 
               "codebooks": n_cb}
     return write_ranks(output, Ranks(q.names, db_names, idx, sc.astype(np.float32), settings),
                        inputs={"queries": str(queries), **{f"index{i}": str(p) for i, p in enumerate(indexes)}})
-
-
-def search_codebooks(ivfs, query_descriptors: np.ndarray, query_offsets: np.ndarray, k: int = 100,
-                     ma: int = DEFAULT_MA_QUERY, alpha: float = DEFAULT_ALPHA, tau: float = DEFAULT_TAU,
-                     progress: Callable[[int], None] | None = None) -> Neighbours:
-    """Rank the database of several inverted files over the same images (one per codebook) for each query by
-    the mean of their ASMK* scores (each already normalised per image pair, so codebooks weigh alike: the
-    "multiple vocabularies" of Jégou & Chum, ECCV 2012, for ASMK). Same result layout as
-    :func:`~retrievalkit.search.asmk.ivf.search_asmk`: ``Neighbours(scores (Q, k), ids (Q, k))``, -1 pads,
-    only images with a positive mean score."""
-    quantizers = [Quantizer(v.codebook) for v in ivfs]
-    n_q = len(query_offsets) - 1
-    k = max(1, int(k))
-    idx = np.full((n_q, k), -1, np.int64)
-    sc = np.zeros((n_q, k), np.float32)
-    for i in range(n_q):
-        a, b = int(query_offsets[i]), int(query_offsets[i + 1])
-        s = sum(query_scores(v, qz, query_descriptors[a:b], ma, alpha, tau) for v, qz in zip(ivfs, quantizers))
-        ss, ii = top_k(np.asarray(s, np.float64) / len(ivfs), k)
-        keep = ss > 0
-        n = int(keep.sum())
-        idx[i, :n], sc[i, :n] = ii[keep], ss[keep]
-        if progress:
-            progress(1)
-    return Neighbours(sc, idx)
 
 
 def _codebooks(locals_path, dim: int, codebook_size: int | None, codebook, train, shard, niter: int, seed: int,
