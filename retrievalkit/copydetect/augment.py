@@ -169,6 +169,23 @@ def jpeg(img: np.ndarray, rng: np.random.Generator, strength: float = 0.5) -> np
     return _valid(cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
 
 
+def pixelate(img: np.ndarray, rng: np.random.Generator, strength: float = 0.5) -> np.ndarray:
+    """Blocks of 1 + 15·strength·u pixels (u uniform): shrunk with area averaging, grown back without
+    interpolation (AugLy's pixelization)."""
+    block = 1.0 + 15.0 * _strength(strength) * rng.uniform(0, 1)
+    h, w = img.shape[:2]
+    small = _resize(img, max(1, round(w / block)), max(1, round(h / block)))
+    return _valid(cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST))
+
+
+def fade(img: np.ndarray, rng: np.random.Generator, strength: float = 0.5) -> np.ndarray:
+    """The image made partly transparent over a plain white, grey or black page: opacity down to
+    1 − 0.8·strength (AugLy's opacity; a washed-out copy)."""
+    alpha = rng.uniform(1.0 - 0.8 * _strength(strength), 1.0)
+    page = float((255, 255, 255, 128, 0)[int(rng.integers(5))])
+    return _valid(img.astype(np.float32) * alpha + page * (1.0 - alpha))
+
+
 # ------------------------------------------------------------------------------------------- overlays
 
 
@@ -331,16 +348,51 @@ def image_in_image(img: np.ndarray, rng: np.random.Generator, strength: float = 
     return _valid(out)
 
 
+def screenshot(img: np.ndarray, rng: np.random.Generator, strength: float = 0.5,
+               others: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """The image as a post on a social-media page (AugLy's overlay onto a screenshot, a frequent DISC21 edit): a
+    light (or dark) page with a top bar, icons, grey text lines and thumbnails of ``others`` around the picture.
+    The picture spans 1 − 0.85·strength to 1 of the page's width (at least 15 %)."""
+    s = _strength(strength)
+    h, w = img.shape[:2]
+    frac = rng.uniform(max(0.15, 1.0 - 0.85 * s), 1.0)
+    pw = max(w, int(round(w / frac)))
+    top = max(2, int(pw * rng.uniform(0.02, 0.05)))
+    ph = max(h + top + max(2, h // 10), int(pw * rng.uniform(0.45, 1.0)))
+    dark = rng.random() < 0.2
+    out = np.full((ph, pw, 3), int(rng.integers(15, 45)) if dark else int(rng.integers(228, 256)), np.uint8)
+    ink = (lambda: int(rng.integers(150, 220))) if dark else (lambda: int(rng.integers(90, 200)))
+    out[:top] = _colour(rng) if rng.random() < 0.5 else ink()
+    unit = max(2, pw // 60)
+    for _ in range(int(rng.integers(10, 40))):  # page furniture: icons, text lines, thumbnails
+        x, y = int(rng.integers(0, pw)), int(rng.integers(top, ph))
+        kind = rng.random()
+        if kind < 0.35:
+            cv2.circle(out, (x, y), int(unit * rng.uniform(0.5, 1.5)), _colour(rng) if rng.random() < 0.5 else
+                       (ink(),) * 3, -1, cv2.LINE_AA)
+        elif kind < 0.85:
+            g = ink()
+            cv2.rectangle(out, (x, y), (x + int(unit * rng.uniform(3, 15)), y + max(1, unit // 2)), (g, g, g), -1)
+        else:
+            t = int(unit * rng.uniform(3, 8))
+            _paste(out, _resize(_other(rng, others, t, t), t, t), None, x, y, 1.0)
+    x0 = int(rng.integers(0, pw - w + 1))
+    y0 = int(rng.integers(top + (ph - h - top) // 3, ph - h + 1))
+    out[y0:y0 + h, x0:x0 + w] = img
+    return _valid(out)
+
+
 Augmentation = Callable[..., np.ndarray]
 
 #: every augmentation by name, in the order of the docs' picture grid
 AUGMENTATIONS: dict[str, Augmentation] = {
     "crop": crop, "pad": pad, "scale": scale, "flip": flip, "rotate": rotate, "perspective": perspective,
     "colour": colour, "blur": blur, "noise": noise, "jpeg": jpeg, "text": text, "emoji": emoji,
-    "overlay_image": overlay_image, "image_in_image": image_in_image,
+    "overlay_image": overlay_image, "image_in_image": image_in_image, "screenshot": screenshot,
+    "pixelate": pixelate, "fade": fade,
 }
 #: the augmentations that take ``others`` (images to overlay / to use as backgrounds)
-USES_OTHERS = ("overlay_image", "image_in_image")
+USES_OTHERS = ("overlay_image", "image_in_image", "screenshot")
 
 
 def apply(name: str, img: np.ndarray, rng: np.random.Generator, strength: float = 0.5,
@@ -367,18 +419,22 @@ def random_resized_crop(img: np.ndarray, rng: np.random.Generator, size: int, mi
     return _valid(_resize(img, size, size))
 
 
-#: probability of each edit in a training view (SSCD's "advanced" augmentations plus DISC21's edit kinds)
+#: probability of each edit in a training view (SSCD's "advanced" augmentations plus DISC21's edit kinds); the
+#: canvas edits (image in image, screenshot) exclude each other: one view in four sits in a larger canvas
 VIEW_PROBS: dict[str, float] = {
-    "image_in_image": 0.1, "rotate": 0.1, "perspective": 0.05, "flip": 0.5, "colour": 0.8, "blur": 0.3,
-    "noise": 0.1, "text": 0.2, "emoji": 0.2, "overlay_image": 0.1, "pad": 0.05, "jpeg": 0.3,
+    "rotate": 0.1, "perspective": 0.05, "image_in_image": 0.125, "screenshot": 0.125, "flip": 0.5, "colour": 0.8,
+    "fade": 0.1, "blur": 0.3, "pixelate": 0.1, "noise": 0.1, "text": 0.2, "emoji": 0.2, "overlay_image": 0.1,
+    "pad": 0.05, "jpeg": 0.3,
 }
 
 
 def copy_view(img: np.ndarray, rng: np.random.Generator, size: int, strength: float = 1.0,
               others: Sequence[np.ndarray] | None = None, min_area: float = 0.08) -> np.ndarray:
-    """One random training view of ``img``: image-in-image / rotation / perspective (rarely), random resized
-    crop to size×size, then flips, colour, blur, noise, text, emoji, image overlays, padding and JPEG each
-    with its probability in :data:`VIEW_PROBS`, each edit's strength drawn in [0, ``strength``]."""
+    """One random training view of ``img``: rotation / perspective (rarely), random resized crop to size×size,
+    then (one view in four) the crop set in a larger canvas — image in image or a screenshot — shrunk back to
+    size×size, so a canvas never crops the picture away; then flips, colour, fading, blur, pixelation, noise,
+    text, emoji, image overlays, padding and JPEG, each with its probability in :data:`VIEW_PROBS` and a strength
+    drawn in [0, ``strength``]."""
 
     def maybe(name: str, x: np.ndarray) -> np.ndarray:
         if rng.random() < VIEW_PROBS[name]:
@@ -386,10 +442,14 @@ def copy_view(img: np.ndarray, rng: np.random.Generator, size: int, strength: fl
         return x
 
     x = img
-    for name in ("image_in_image", "rotate", "perspective"):
+    for name in ("rotate", "perspective"):
         x = maybe(name, x)
     x = random_resized_crop(x, rng, size, min_area)
-    for name in ("flip", "colour", "blur", "noise", "text", "emoji", "overlay_image", "pad"):
+    u = rng.random()
+    if u < VIEW_PROBS["image_in_image"] + VIEW_PROBS["screenshot"]:
+        name = "image_in_image" if u < VIEW_PROBS["image_in_image"] else "screenshot"
+        x = _resize(apply(name, x, rng, rng.uniform(0.0, strength), others), size, size)
+    for name in ("flip", "colour", "fade", "blur", "pixelate", "noise", "text", "emoji", "overlay_image", "pad"):
         x = maybe(name, x)
     if x.shape[:2] != (size, size):
         x = _resize(x, size, size)

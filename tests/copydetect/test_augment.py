@@ -49,7 +49,7 @@ def test_overlays_work_without_other_images(name):
     _valid(out)
 
 
-@pytest.mark.parametrize("name", ["colour", "noise", "blur"])
+@pytest.mark.parametrize("name", ["colour", "noise", "blur", "pixelate", "fade"])
 def test_photometric_strength_zero_is_near_identity(name):
     img = _photo()
     out = apply(name, img, np.random.default_rng(1), 0.0)
@@ -57,7 +57,8 @@ def test_photometric_strength_zero_is_near_identity(name):
     assert np.abs(out.astype(int) - img.astype(int)).mean() < 3.0
 
 
-@pytest.mark.parametrize("name", ["colour", "noise", "blur", "jpeg", "text", "emoji", "overlay_image"])
+@pytest.mark.parametrize("name", ["colour", "noise", "blur", "jpeg", "text", "emoji", "overlay_image", "pixelate",
+                                  "fade"])
 def test_stronger_edits_change_more(name):
     img = _photo(96, 128)
 
@@ -83,3 +84,69 @@ def test_copy_view_square_and_seeded():
     assert a.shape == (48, 48, 3) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
     assert random_resized_crop(_photo(10, 12), np.random.default_rng(0), 32).shape == (32, 32, 3)
+
+
+def _find(big, small):
+    """(y, x) where ``small`` sits unchanged inside ``big``, or None."""
+    h, w = small.shape[:2]
+    for y in range(big.shape[0] - h + 1):
+        for x in range(big.shape[1] - w + 1):
+            if np.array_equal(big[y:y + h, x:x + w], small):
+                return y, x
+    return None
+
+
+def test_screenshot_keeps_the_picture_whole_on_a_larger_page():
+    img = _photo(30, 40)
+    widths = []
+    for k in range(12):
+        out = apply("screenshot", img, np.random.default_rng(k), 1.0, others=[_photo(20, 20, seed=4)])
+        assert _find(out, img) is not None  # the picture is pasted last, never covered or cropped
+        assert out.shape[0] > img.shape[0]  # at least a top bar
+        widths.append(img.shape[1] / out.shape[1])
+    assert min(widths) >= 0.15 - 1e-6 and max(widths) <= 1.0
+    assert min(widths) < 0.6  # strength 1 reaches small pictures
+    small = [img.shape[1] / apply("screenshot", img, np.random.default_rng(k), 0.0).shape[1] for k in range(6)]
+    assert min(small) > 0.99  # strength 0: the page is as wide as the picture
+
+
+def test_pixelate_makes_blocks():
+    img = _photo(64, 64)
+    out = apply("pixelate", img, np.random.default_rng(3), 1.0)
+    # blocks: most horizontally adjacent pixels are equal, unlike the noisy input
+    assert np.mean(np.all(out[:, 1:] == out[:, :-1], axis=2)) > 0.5 > np.mean(np.all(img[:, 1:] == img[:, :-1], axis=2))
+
+
+def test_fade_moves_towards_a_plain_page():
+    img = _photo(40, 40)
+    for k in range(6):
+        out = apply("fade", img, np.random.default_rng(k), 1.0).astype(float)
+        # a blend with one plain value: the output lies between the input and that value, pixel by pixel, and
+        # the spread of the picture shrinks by the opacity
+        assert out.std() <= img.astype(float).std() + 1.0
+
+
+def test_copy_view_sets_the_crop_in_the_canvas_not_the_other_way_round(monkeypatch):
+    """A canvas edit (screenshot, image in image) comes after the random resized crop, so the crop can never cut
+    the picture out of its page; the page is then shrunk back to the view's size."""
+    from retrievalkit.copydetect import augment
+
+    probs = {k: 0.0 for k in augment.VIEW_PROBS}
+    probs["screenshot"] = 1.0
+    monkeypatch.setattr(augment, "VIEW_PROBS", probs)
+    seen = []
+    real_apply = augment.apply
+
+    def spy(name, x, rng, strength=0.5, others=None):
+        out = real_apply(name, x, rng, strength, others)
+        seen.append((name, x.shape, out.copy()))
+        return out
+
+    monkeypatch.setattr(augment, "apply", spy)
+    img = _photo(90, 120)
+    for k in range(6):
+        v = augment.copy_view(img, np.random.default_rng(k), 64, others=[_photo(20, 20, seed=2)])
+        assert v.shape == (64, 64, 3)
+        name, shape, page = seen[-1]
+        assert name == "screenshot" and shape == (64, 64, 3)  # the crop, already at the view's size
+        np.testing.assert_array_equal(v, augment._resize(page, 64, 64))  # the whole page, shrunk
