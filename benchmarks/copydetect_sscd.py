@@ -1,7 +1,11 @@
 """copydetect-dev descriptor track: the ImageNet network vs self-supervised models (rkit train --loss infonce),
 side by side in one run.
 
-Run: .venv/bin/python benchmarks/copydetect_sscd.py MODEL.pt [MODEL2.pt ...] [--size 320] [--cache DIR]
+Run: .venv/bin/python benchmarks/copydetect_sscd.py [MODEL.pt ...] [--train-seeds N] [--data DIR] [--size 320]
+     [--cache DIR]
+--data: any folder of the copydetect-dev layout (queries/, references/, training/, ground_truth.csv), e.g. a
+held-out set; --train-seeds N first trains N models with the defaults of `rkit train --loss infonce` (seeds 0 to
+N − 1) on the training and reference images of --data (never the queries), then compares them with the rest.
 Each model (and efficientnet-lite0, the ImageNet network, always first) describes the queries, references and
 training images at longer side --size, then the same path as `rkit copy-detect --descriptors` + `rkit evaluate`:
 PCA-whitening learned on the training images (≤ 256-d), score normalisation (β=1, mean of the top 3 training
@@ -32,7 +36,33 @@ from retrievalkit.images.discover import find_images
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "copydetect-dev"
 
 
-def describe(model: str, size: int, cache: Path) -> dict[str, Side]:
+def train_defaults(data: Path, seed: int, cache: Path) -> str:
+    """A model trained with SelfSupervisedConfig's defaults (the CPU recipe) on data's training + reference
+    images; kept in ``cache`` (delete it to retrain)."""
+    import shutil
+
+    from retrievalkit.configs.train import SelfSupervisedConfig
+    from retrievalkit.train.selfsup import train_selfsupervised
+
+    tag = hashlib.sha1(str(data.resolve()).encode()).hexdigest()[:8]
+    out = cache / f"sscd-defaults-{tag}-seed{seed}.pt"
+    if not out.exists():
+        images = cache / f"train-images-{tag}"
+        for folder in ("training", "references"):
+            if not (images / folder).is_dir():
+                shutil.copytree(data / folder, images / folder)
+        t0 = time.time()
+        train_selfsupervised(images, out, SelfSupervisedConfig(seed=seed))
+        print(f"  trained {out.name} in {(time.time() - t0) / 60:.1f} min", flush=True)
+    return str(out)
+
+
+def _where(data: Path) -> str:
+    """A cache-name prefix for data sets other than copydetect-dev."""
+    return "" if data.resolve() == DATA.resolve() else hashlib.sha1(str(data.resolve()).encode()).hexdigest()[:8] + "-"
+
+
+def describe(model: str, size: int, cache: Path, data: Path = DATA) -> dict[str, Side]:
     from retrievalkit.extract.global_desc import build_network
 
     tag = model if not Path(model).is_file() else \
@@ -40,19 +70,19 @@ def describe(model: str, size: int, cache: Path) -> dict[str, Side]:
     net = None
     out = {}
     for folder in ("queries", "references", "training"):
-        names = find_images(DATA / folder)
-        key = cache / f"{tag}-{folder}-{size}.npz"
+        names = find_images(data / folder)
+        key = cache / f"{_where(data)}{tag}-{folder}-{size}.npz"
         if not key.exists():
             net = net or build_network(model, device="cpu")
             t0 = time.time()
-            x, owner, failed = describe_views(net, DATA / folder, names, size, parse_views("full"), (1.0,),
+            x, owner, failed = describe_views(net, data / folder, names, size, parse_views("full"), (1.0,),
                                               workers=1)
             assert not failed, failed
             np.savez(key, x=x, owner=owner)
             print(f"  {tag}: described {folder} {x.shape} in {time.time() - t0:.0f}s", flush=True)
         z = np.load(key)
-        out[folder] = Side(image_ids(names, DATA / folder), z["x"], z["owner"],
-                           [DATA / folder / n for n in names], str(key))
+        out[folder] = Side(image_ids(names, data / folder), z["x"], z["owner"],
+                           [data / folder / n for n in names], str(key))
     return out
 
 
@@ -73,19 +103,24 @@ def training_info(model: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("models", nargs="*", help="model files (rkit train --loss infonce)")
+    ap.add_argument("--data", type=Path, default=DATA, help="a folder of the copydetect-dev layout")
+    ap.add_argument("--train-seeds", type=int, default=0,
+                    help="first train this many models with the defaults (seeds 0, 1, ...) on --data")
     ap.add_argument("--size", type=int, default=320)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/rkit-sscd-cache"))
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)  # shared cores: more threads only spin
-    if not DATA.is_dir():
-        raise SystemExit(f"{DATA} not found: this benchmark needs ../shared/data/copydetect-dev")
+    if not (args.data / "queries").is_dir():
+        raise SystemExit(f"{args.data} not found or not of the copydetect-dev layout (queries/, references/, "
+                         "training/, ground_truth.csv)")
     args.cache.mkdir(parents=True, exist_ok=True)
-    gt = read_ground_truth_csv(DATA / "ground_truth.csv")
+    gt = read_ground_truth_csv(args.data / "ground_truth.csv")
+    trained = [train_defaults(args.data, seed, args.cache) for seed in range(args.train_seeds)]
     rows = []
-    for model in ["efficientnet-lite0", *args.models]:
-        s = describe(model, args.size, args.cache)
+    for model in ["efficientnet-lite0", *trained, *args.models]:
+        s = describe(model, args.size, args.cache, args.data)
         q, r, t = s["queries"], s["references"], s["training"]
         res = {}
         for label, cfg in (("plain", CopyDetectConfig(size=args.size, dim=256, norm_beta=0.0)),
@@ -96,6 +131,10 @@ def main() -> None:
         rows.append((Path(model).name, training_info(model), res))
         print(f"{rows[-1][0]}: track µAP {res['track'][0]:.4f} R@P90 {res['track'][1]:.4f}", flush=True)
     base = rows[0][2]["track"][0]
+    if len(trained) > 1:
+        got = np.array([res["track"][0] for _, _, res in rows[1:1 + len(trained)]])
+        print(f"defaults over {len(got)} seeds: µAP {got.mean():.4f} ± {got.std(ddof=1):.4f} "
+              f"(min {got.min():.4f}, max {got.max():.4f})")
     print("\n| model | training | µAP without normalisation | descriptor track µAP | R@P90 | dims | vs ImageNet |")
     print("|---|---|---|---|---|---|---|")
     for name, info, res in rows:

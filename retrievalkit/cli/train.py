@@ -147,11 +147,11 @@ def train_cmd(
     Example: rkit train tuples.h5 -o model.pt --loss contrastive --epochs 20 --size 362 --lr 1e-6
     Example: rkit train tuples.h5 -o model.pt --loss recall-k --tuples-per-step 64 --batch-size 16 --mixup
     Example: rkit train tuples.h5 -o model.pt --loss joint --epochs 20
-    Example: rkit train images/ -o sscd.pt --loss infonce --epochs 5 --size 160
+    Example: rkit train images/ -o sscd.pt --loss infonce --epochs 20 --size 160
 
     With --loss infonce (self-supervised copy detection, SSCD) the positional argument is a folder of images,
     --tuples-per-step counts images (two views each) and --batch-size views; that mode's defaults are those of
-    SelfSupervisedConfig: --epochs 5, --tuples-per-step 32, --batch-size 32, --lr 2e-5, --size 160.
+    SelfSupervisedConfig: --epochs 20, --tuples-per-step 32, --batch-size 32, --lr 1e-4, --size 160.
     """
     from retrievalkit.train.loop import parse_ks, train
 

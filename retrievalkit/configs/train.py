@@ -90,17 +90,18 @@ class SelfSupervisedConfig(TrainConfig):
     ``tuples_per_step`` images (2× as many views) make one optimiser step; ``batch_size`` is views per forward
     pass (two passes when smaller than the step). Loss: InfoNCE with ``temperature`` plus ``entropy_weight`` ×
     the differential-entropy (KoLeo) regulariser; SSCD's τ = 0.05 and λ = 30. The defaults are the small CPU
-    recipe (EfficientNet-Lite0 ImageNet init, 160-px views, 5 epochs, λ = 0: on copydetect-dev SSCD's λ = 30
-    lowered µAP in this small fine-tuning, λ = 0 raised it; docs/copy-detect.md); GPU settings there too.
+    recipe (EfficientNet-Lite0 ImageNet init, 160-px views, 20 epochs, Adam lr 1e-4 as in the GPU settings, λ = 0:
+    on copydetect-dev SSCD's λ = 30 lowered µAP in this small fine-tuning, λ = 0 raised it; docs/copy-detect.md);
+    GPU settings there too.
     """
 
     loss: str = "infonce"
     temperature: float = 0.05
     entropy_weight: float = 0.0
-    epochs: int = 5
+    epochs: int = 20
     tuples_per_step: int = 32
     batch_size: int | None = 32
-    lr: float = 2e-5
+    lr: float = 1e-4
     size: int | None = 160
     strength: float = 1.0
     workers: int = 1
