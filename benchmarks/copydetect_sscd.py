@@ -44,10 +44,9 @@ def train_defaults(data: Path, seed: int, cache: Path) -> str:
     from retrievalkit.configs.train import SelfSupervisedConfig
     from retrievalkit.train.selfsup import train_selfsupervised
 
-    tag = hashlib.sha1(str(data.resolve()).encode()).hexdigest()[:8]
-    out = cache / f"sscd-defaults-{tag}-seed{seed}.pt"
+    out = cache / f"{_where(data)}sscd-defaults-seed{seed}.pt"
     if not out.exists():
-        images = cache / f"train-images-{tag}"
+        images = cache / f"{_where(data)}train-images"
         for folder in ("training", "references"):
             if not (images / folder).is_dir():
                 shutil.copytree(data / folder, images / folder)

@@ -29,6 +29,7 @@ from retrievalkit.configs.checks import stage_config
 from retrievalkit.configs.train import SelfSupervisedConfig
 from retrievalkit.copydetect.augment import copy_view
 from retrievalkit.errors import BadInputError
+from retrievalkit.images.loader import iterate_quietly
 from retrievalkit.io.output import atomic_file, config_paths, write_text, writes_output
 from retrievalkit.train.batch import batch_backward
 from retrievalkit.train.losses import entropy_loss, infonce_loss
@@ -79,10 +80,24 @@ class ViewDataset(torch.utils.data.Dataset):
         other = self.image(int(rng.integers(len(self.names))))
         return [copy_view(img, rng, self.size, self.strength, others=[other]) for _ in range(VIEWS)]
 
-    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int] | str:
+        """The views and ``i``; an unreadable image comes back as its one-line message (an error raised in a
+        worker process would reach the user wrapped in the worker's traceback)."""
         i, epoch = (int(v) for v in item)
-        xs = [(v.astype(np.float32) / 255.0 - self.mean) / self.std for v in self.views(i, epoch)]
+        try:
+            views = self.views(i, epoch)
+        except BadInputError as e:
+            return str(e)
+        xs = [(v.astype(np.float32) / 255.0 - self.mean) / self.std for v in views]
         return torch.from_numpy(np.ascontiguousarray(np.stack(xs).transpose(0, 3, 1, 2))), i
+
+
+def _collate(items: list) -> tuple[torch.Tensor, torch.Tensor] | str:
+    """A step's items stacked, or the first unreadable image's message (runs in the worker process)."""
+    for it in items:
+        if isinstance(it, str):
+            return it
+    return torch.stack([x for x, _ in items]), torch.tensor([i for _, i in items])
 
 
 def epoch_order(n: int, seed: int, epoch: int, per_step: int, rank: int = 0, world: int = 1) -> list[list[int]]:
@@ -164,10 +179,13 @@ def train_selfsupervised(images: str | os.PathLike, output: str | os.PathLike,
         t0 = time.time()
         steps = epoch_order(len(names), cfg.seed, epoch, cfg.tuples_per_step, rank, world)
         loader = torch.utils.data.DataLoader(data, batch_sampler=_StepSampler(steps, epoch),
-                                             num_workers=cfg.workers)
+                                             num_workers=cfg.workers, collate_fn=_collate)
         events("epoch_start", {"epoch": epoch + 1, "epochs": cfg.epochs, "batches": len(steps)})
         losses, nces, ents = [], [], []
-        for x, idx in loader:
+        for batch in iterate_quietly(loader):
+            if isinstance(batch, str):
+                raise BadInputError(batch)
+            x, idx = batch
             b = x.shape[0]
             xs = list(x.transpose(0, 1).reshape(VIEWS * b, *x.shape[2:]))  # all first views, then all second
             labels = idx.repeat(VIEWS)

@@ -227,3 +227,20 @@ def test_cli_infonce_trains_a_model_copy_detect_takes(tmp_path):
     assert r.exit_code == 2 and "folder" in r.output
     r = runner.invoke(app, ["train", str(model), "-o", str(tmp_path / "x.pt"), "--temperature", "0.1"])
     assert r.exit_code == 2 and "does not apply" in r.output
+
+
+def test_unreadable_image_is_one_line_error_from_a_worker(tmp_path):
+    """A broken file in the folder: the real `rkit`, exit 3, one line naming it (not the worker's traceback), no
+    model written."""
+    from tests.conftest import run_rkit
+
+    (tmp_path / "imgs").mkdir()
+    root = _folder(tmp_path / "imgs", n=4)
+    (root / "broken.jpg").write_bytes(b"not a jpeg")
+    model = tmp_path / "m.pt"
+    r = run_rkit("train", root, "-o", model, "--loss", "infonce", "-m", "tiny-cnn", "--size", "32", "--epochs", "1",
+                 "--tuples-per-step", "5", "--workers", "1", "--device", "cpu", check=False)
+    assert r.returncode == 3, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "broken.jpg" in lines[0] and "Traceback" not in r.stderr, r.stderr
+    assert not model.exists()
